@@ -1,0 +1,573 @@
+#!/usr/bin/env python3
+"""llmops host agent: the few things llmops needs done *on* a host, in one stdlib-only file.
+
+It is copied to each host (`~/.cache/llmops/agent/hostagent-<hash>.py`) and run with the
+host's python3 (3.8+), locally or over SSH. Every command prints one JSON document on stdout.
+
+    start    spawn a server detached: new session, stdin /dev/null, output to a log file
+    alive    is a PID still running (zombies count as gone)
+    procs    the processes of a server: its session plus its descendants, with RSS/PSS
+    stop     SIGTERM, wait, SIGKILL; then verify that nothing of the server is left
+    sample   background sampler: process-tree memory from /proc plus collector commands
+    facts    OS, kernel, CPU, RAM, GPUs, tools: what a report needs to be reproducible
+    fetch-sdist   download a PyPI sdist (sha256-checked) and unpack it, once
+    port     is anything listening on 127.0.0.1:PORT
+
+Why a file and not shell one-liners: process-tree walks, timeouts around tools that hang
+(amd-smi can), and atomic JSON output are far easier to get right once, here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.parse
+import urllib.request
+
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024 if hasattr(os, "sysconf") else 4
+
+
+def emit(obj) -> None:
+    sys.stdout.write(json.dumps(obj, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+# --- processes --------------------------------------------------------------------------------
+
+def read_stat(pid: int):
+    """(ppid, pgid, sid, state, comm, starttime) from /proc/PID/stat, or None when gone."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read().decode("utf-8", "replace")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    lpar, rpar = data.find("("), data.rfind(")")
+    comm = data[lpar + 1:rpar]
+    rest = data[rpar + 2:].split()
+    # rest[0]=state, [1]=ppid, [2]=pgrp, [3]=session, ... [19]=starttime
+    return int(rest[1]), int(rest[2]), int(rest[3]), rest[0], comm, int(rest[19])
+
+
+def all_pids():
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            out.append(int(name))
+    return out
+
+
+def is_alive(pid: int) -> bool:
+    st = read_stat(pid)
+    return st is not None and st[3] not in ("Z", "X")
+
+
+def members(root: int, known=()):
+    """PIDs that belong to the server started as `root`: same session, descendants, or known before."""
+    table = {}
+    for pid in all_pids():
+        st = read_stat(pid)
+        if st is not None:
+            table[pid] = st
+    children = {}
+    for pid, st in table.items():
+        children.setdefault(st[0], []).append(pid)
+    found = set()
+    stack = [root]
+    while stack:
+        pid = stack.pop()
+        if pid in found:
+            continue
+        if pid in table:
+            found.add(pid)
+        stack.extend(children.get(pid, []))
+    for pid, st in table.items():
+        if st[2] == root:
+            found.add(pid)
+    for pid in known:
+        if pid in table:
+            found.add(pid)
+    return sorted(p for p in found if table[p][3] not in ("Z", "X")), table
+
+
+def memory_of(pid: int):
+    """(rss_kb, pss_kb or None, swap_kb or None) for one process."""
+    rss = pss = swap = None
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Rss:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+                elif line.startswith("Swap:"):
+                    swap = int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    if rss is None:
+        try:
+            with open("/proc/%d/statm" % pid) as f:
+                rss = int(f.read().split()[1]) * PAGE_KB
+        except (OSError, ValueError, IndexError):
+            rss = None
+    return rss, pss, swap
+
+
+def cmdline_of(pid: int) -> str:
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()[:300]
+    except OSError:
+        return ""
+
+
+def proc_snapshot(root: int, known=()):
+    pids, table = members(root, known)
+    procs = []
+    for pid in pids:
+        ppid, pgid, sid, state, comm, _ = table[pid]
+        rss, pss, swap = memory_of(pid)
+        procs.append({"pid": pid, "ppid": ppid, "pgid": pgid, "sid": sid, "comm": comm, "state": state,
+                      "rss_kb": rss, "pss_kb": pss, "swap_kb": swap, "cmdline": cmdline_of(pid)})
+    return procs
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+def cmd_info(args) -> int:
+    emit({"time": time.time(), "pid": os.getpid(), "python": sys.version.split()[0], "home": os.path.expanduser("~"),
+          "uid": os.getuid(), "hostname": socket.gethostname()})
+    return 0
+
+
+def _spawn(argv, log, env, cwd=None):
+    """fork + setsid + exec, reporting exec failures back through a close-on-exec pipe."""
+    r, w = os.pipe()
+    os.set_inheritable(w, False)
+    t_spawn = time.time()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            os.close(r)
+            os.setsid()
+            fd_in = os.open(os.devnull, os.O_RDONLY)
+            fd_out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(fd_in, 0)
+            os.dup2(fd_out, 1)
+            os.dup2(fd_out, 2)
+            os.closerange(3, w)
+            os.closerange(w + 1, 1024)
+            if cwd:
+                os.chdir(cwd)
+            os.execvpe(argv[0], argv, env)
+        except BaseException as exc:  # noqa: BLE001
+            try:
+                os.write(w, ("%s: %s" % (type(exc).__name__, exc)).encode())
+            finally:
+                os._exit(127)
+    os.close(w)
+    failure = b""
+    while True:
+        chunk = os.read(r, 4096)
+        if not chunk:
+            break
+        failure += chunk
+    os.close(r)
+    return pid, t_spawn, failure.decode("utf-8", "replace")
+
+
+def _load_env(path):
+    env = dict(os.environ)
+    if path:
+        with open(path) as f:
+            env.update({str(k): str(v) for k, v in json.load(f).items()})
+        os.unlink(path)  # held secrets; the child has them in its environment now
+    return env
+
+
+def cmd_start(args) -> int:
+    env = _load_env(args.env_file)
+    log_dir = os.path.dirname(os.path.abspath(args.log))
+    os.makedirs(log_dir, exist_ok=True)
+    with open(args.log, "a") as f:
+        f.write("")
+    shell_line = "exec " + args.command if args.exec_prefix else args.command
+    pid, t_spawn, failure = _spawn(["/bin/sh", "-c", shell_line], args.log, env, args.cwd)
+    if failure:
+        emit({"ok": False, "error": failure})
+        return 1
+    if args.pidfile:
+        tmp = args.pidfile + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d\n" % pid)
+        os.replace(tmp, args.pidfile)
+    emit({"ok": True, "pid": pid, "t_spawn": t_spawn})
+    return 0
+
+
+def cmd_alive(args) -> int:
+    alive = is_alive(args.pid)
+    emit({"pid": args.pid, "alive": alive, "time": time.time()})
+    return 0 if alive else 1
+
+
+def cmd_procs(args) -> int:
+    emit({"time": time.time(), "procs": proc_snapshot(args.pid, args.known or ())})
+    return 0
+
+
+def _signal_all(pids, sig):
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def cmd_stop(args) -> int:
+    t0 = time.time()
+    known = list(args.known or ())
+    pids, _ = members(args.pid, known)
+    if not pids:
+        emit({"stopped": True, "already_gone": True, "forced": False, "survivors": [], "seconds": 0.0})
+        return 0
+    snapshot = set(pids)  # children reparent to init when the leader dies; remember them now
+    try:
+        os.killpg(args.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        _signal_all([args.pid], signal.SIGTERM)
+    deadline = t0 + args.timeout
+    forced = False
+    while True:
+        left, _ = members(args.pid, snapshot)
+        if not left:
+            break
+        if time.time() >= deadline:
+            forced = True
+            try:
+                os.killpg(args.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            _signal_all(left, signal.SIGKILL)
+            kill_deadline = time.time() + 5.0
+            while time.time() < kill_deadline:
+                left, _ = members(args.pid, snapshot)
+                if not left:
+                    break
+                time.sleep(0.05)
+            break
+        time.sleep(0.05)
+    survivors = []
+    left, table = members(args.pid, snapshot)
+    for pid in left:
+        survivors.append({"pid": pid, "comm": table[pid][4], "cmdline": cmdline_of(pid)})
+    emit({"stopped": not survivors, "already_gone": False, "forced": forced, "survivors": survivors,
+          "seconds": round(time.time() - t0, 3), "members": sorted(snapshot)})
+    return 0 if not survivors else 1
+
+
+def _run_tool(command: str, timeout: float):
+    """Run a collector command with a hard timeout; a hanging tool is killed with its group."""
+    t0 = time.time()
+    try:
+        proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as exc:
+        return {"rc": 127, "out": "", "err": str(exc), "dur": 0.0}
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        rc = proc.returncode
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        out, err = proc.communicate()
+        rc, timed_out = None, True
+    return {"rc": rc, "timed_out": timed_out, "out": out.decode("utf-8", "replace"),
+            "err": err.decode("utf-8", "replace")[-4000:], "dur": round(time.time() - t0, 3)}
+
+
+def cmd_sample(args) -> int:
+    """Sample until the server is gone, a stop file appears, or we are told to stop."""
+    stop = {"now": False}
+
+    def on_term(signum, frame):  # noqa: ARG001
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    collectors = []
+    for spec in args.collector or []:
+        name, _, rest = spec.partition("=")
+        interval, _, command = rest.partition(":")
+        collectors.append({"name": name, "interval": float(interval), "command": command, "next": 0.0})
+    known = set()
+    with open(args.out, "a", buffering=1) as out:
+        next_tick = time.time()
+        while not stop["now"]:
+            now = time.time()
+            procs = proc_snapshot(args.pid, known)
+            known |= {p["pid"] for p in procs}
+            line = {"t": now, "kind": "proc", "procs": [{k: p[k] for k in ("pid", "ppid", "comm", "rss_kb", "pss_kb", "swap_kb")}
+                                                          for p in procs]}
+            out.write(json.dumps(line) + "\n")
+            for c in collectors:
+                if now >= c["next"]:
+                    result = _run_tool(c["command"], args.tool_timeout)
+                    result.update({"t": now, "kind": "tool", "collector": c["name"]})
+                    out.write(json.dumps(result) + "\n")
+                    c["next"] = now + c["interval"]
+            if not procs or (args.stop_file and os.path.exists(args.stop_file)):
+                break
+            next_tick += args.interval
+            delay = next_tick - time.time()
+            if delay < 0:
+                next_tick = time.time()
+                delay = 0
+            end = time.time() + delay
+            while not stop["now"] and time.time() < end:
+                time.sleep(min(0.05, max(0.0, end - time.time())))
+    return 0
+
+
+def cmd_tool(args) -> int:
+    emit(_run_tool(args.command, args.timeout))
+    return 0
+
+
+def cmd_port(args) -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(1.0)
+    try:
+        s.connect((args.host, args.port))
+        busy = True
+    except OSError:
+        busy = False
+    finally:
+        s.close()
+    emit({"port": args.port, "in_use": busy})
+    return 0
+
+
+def cmd_fetch_sdist(args) -> int:
+    """Download NAME==VERSION's sdist from PyPI once, check its sha256, unpack it; print the folder."""
+    dest_root = os.path.expanduser(args.dest)
+    os.makedirs(dest_root, exist_ok=True)
+    marker = os.path.join(dest_root, "%s-%s.unpacked" % (args.name, args.version))
+    if os.path.exists(marker):
+        with open(marker) as f:
+            path = f.read().strip()
+        if os.path.isdir(path):
+            _emit_path(args, path, False)
+            return 0
+    index = os.environ.get("LLMOPS_PYPI_URL", "https://pypi.org").rstrip("/")
+    with urllib.request.urlopen("%s/pypi/%s/%s/json" % (index, args.name, args.version), timeout=60) as resp:
+        meta = json.load(resp)
+    sdists = [u for u in meta.get("urls", []) if u.get("packagetype") == "sdist"]
+    if not sdists:
+        emit({"error": "no sdist for %s %s on %s" % (args.name, args.version, index)})
+        return 1
+    info = sdists[0]
+    url = info["url"]
+    if url.startswith("../") or url.startswith("/"):
+        url = urllib.parse.urljoin("%s/pypi/%s/%s/json" % (index, args.name, args.version), url)
+    archive = os.path.join(dest_root, info["filename"])
+    if not (os.path.exists(archive) and _sha256(archive) == info["digests"]["sha256"]):
+        tmp = archive + ".part"
+        with urllib.request.urlopen(url, timeout=600) as resp, open(tmp, "wb") as f:
+            shutil.copyfileobj(resp, f, 1 << 20)
+        got = _sha256(tmp)
+        if got != info["digests"]["sha256"]:
+            os.unlink(tmp)
+            emit({"error": "sha256 mismatch for %s: got %s, PyPI says %s" % (url, got, info["digests"]["sha256"])})
+            return 1
+        os.replace(tmp, archive)
+    unpack_to = os.path.join(dest_root, "unpacked-%s-%s" % (args.name, args.version))
+    shutil.rmtree(unpack_to, ignore_errors=True)
+    with tarfile.open(archive) as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(unpack_to, filter="data")
+        else:  # Python < 3.12 without the filter argument
+            for member in tar.getmembers():
+                target = os.path.realpath(os.path.join(unpack_to, member.name))
+                if not target.startswith(os.path.realpath(unpack_to) + os.sep):
+                    raise RuntimeError("unsafe path in archive: %s" % member.name)
+            tar.extractall(unpack_to)
+    tops = os.listdir(unpack_to)
+    path = os.path.join(unpack_to, tops[0]) if len(tops) == 1 else unpack_to
+    with open(marker + ".tmp", "w") as f:
+        f.write(path + "\n")
+    os.replace(marker + ".tmp", marker)
+    _emit_path(args, path, True)
+    return 0
+
+
+def _emit_path(args, path: str, changed: bool) -> None:
+    if args.path_only:
+        sys.stdout.write(path + "\n")
+    else:
+        emit({"path": path, "changed": changed})
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cmd_facts(args) -> int:
+    from_facts = _facts(args.tool_timeout)
+    emit(from_facts)
+    return 0
+
+
+def _read(path: str, default=None):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return default
+
+
+def _facts(tool_timeout: float):
+    facts = {"time": time.time(), "hostname": socket.gethostname()}
+    uname = os.uname()
+    facts["kernel"] = {"release": uname.release, "version": uname.version, "machine": uname.machine,
+                       "cmdline": _read("/proc/cmdline", "")}
+    os_release = {}
+    for line in (_read("/etc/os-release", "") or "").splitlines():
+        if "=" in line:
+            k, _, v = line.partition("=")
+            os_release[k] = v.strip().strip('"')
+    facts["os"] = {"name": os_release.get("PRETTY_NAME") or os_release.get("NAME"), "id": os_release.get("ID"),
+                   "version": os_release.get("VERSION_ID")}
+    cpu_model = None
+    for line in (_read("/proc/cpuinfo", "") or "").splitlines():
+        if line.startswith("model name"):
+            cpu_model = line.split(":", 1)[1].strip()
+            break
+    facts["cpu"] = {"model": cpu_model, "count": os.cpu_count()}
+    mem = {}
+    for line in (_read("/proc/meminfo", "") or "").splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].rstrip(":") in ("MemTotal", "MemAvailable", "SwapTotal"):
+            mem[parts[0].rstrip(":")] = int(parts[1]) * 1024
+    facts["memory"] = {"total_bytes": mem.get("MemTotal"), "available_bytes": mem.get("MemAvailable"),
+                       "swap_bytes": mem.get("SwapTotal")}
+    tools = {}
+    for tool in ("amd-smi", "rocm-smi", "nvidia-smi", "nvcc", "hipcc", "cmake", "ninja", "docker", "podman", "git"):
+        tools[tool] = shutil.which(tool)
+    facts["tools"] = tools
+    facts["python"] = sys.version.split()[0]
+    facts["gpus_sysfs"] = _drm_cards()
+    return facts
+
+
+def _drm_cards():
+    cards = []
+    base = "/sys/class/drm"
+    try:
+        names = sorted(os.listdir(base))
+    except OSError:
+        return cards
+    for name in names:
+        if not name.startswith("card") or "-" in name:
+            continue
+        dev = os.path.join(base, name, "device")
+        vendor = _read(os.path.join(dev, "vendor"))
+        if vendor is None:
+            continue
+        card = {"card": name, "vendor_id": vendor, "device_id": _read(os.path.join(dev, "device")),
+                "pci": os.path.basename(os.path.realpath(dev))}
+        for key in ("mem_info_vram_total", "mem_info_vram_used", "mem_info_gtt_total", "mem_info_gtt_used",
+                    "mem_info_vis_vram_total"):
+            value = _read(os.path.join(dev, key))
+            if value is not None and value.isdigit():
+                card[key] = int(value)
+        cards.append(card)
+    return cards
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="hostagent")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("info").set_defaults(fn=cmd_info)
+
+    p = sub.add_parser("start")
+    p.add_argument("--log", required=True)
+    p.add_argument("--env-file")
+    p.add_argument("--pidfile")
+    p.add_argument("--cwd")
+    p.add_argument("--no-exec", dest="exec_prefix", action="store_false")
+    p.add_argument("--command", required=True)
+    p.set_defaults(fn=cmd_start)
+
+    p = sub.add_parser("alive")
+    p.add_argument("pid", type=int)
+    p.set_defaults(fn=cmd_alive)
+
+    p = sub.add_parser("procs")
+    p.add_argument("pid", type=int)
+    p.add_argument("--known", type=int, nargs="*")
+    p.set_defaults(fn=cmd_procs)
+
+    p = sub.add_parser("stop")
+    p.add_argument("pid", type=int)
+    p.add_argument("--timeout", type=float, default=15.0)
+    p.add_argument("--known", type=int, nargs="*")
+    p.set_defaults(fn=cmd_stop)
+
+    p = sub.add_parser("sample")
+    p.add_argument("pid", type=int)
+    p.add_argument("--out", required=True)
+    p.add_argument("--interval", type=float, default=0.5)
+    p.add_argument("--collector", action="append", help="NAME=INTERVAL:COMMAND")
+    p.add_argument("--tool-timeout", type=float, default=10.0)
+    p.add_argument("--stop-file")
+    p.set_defaults(fn=cmd_sample)
+
+    p = sub.add_parser("tool")
+    p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("command")
+    p.set_defaults(fn=cmd_tool)
+
+    p = sub.add_parser("port")
+    p.add_argument("port", type=int)
+    p.add_argument("--host", default="127.0.0.1")
+    p.set_defaults(fn=cmd_port)
+
+    p = sub.add_parser("fetch-sdist")
+    p.add_argument("name")
+    p.add_argument("version")
+    p.add_argument("dest")
+    p.add_argument("--path-only", action="store_true")
+    p.set_defaults(fn=cmd_fetch_sdist)
+
+    p = sub.add_parser("facts")
+    p.add_argument("--tool-timeout", type=float, default=10.0)
+    p.set_defaults(fn=cmd_facts)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # noqa: BLE001 - one JSON error line is what the controller reads
+        emit({"error": "%s: %s" % (type(exc).__name__, exc)})
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""The `llmops` command line. Thin: parse options, call the layers, format errors (exit codes below).
+
+Exit codes follow Ansible where they overlap: 0 ok, 1 other error, 2 invalid input or failed
+hosts/variants, 4 unreachable hosts, 130 interrupted (SIGINT).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from llmops import __version__
+from llmops.errors import ConfigError, LlmopsError
+
+EXIT_OK, EXIT_ERROR, EXIT_INVALID, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 4, 130
+
+
+class LlmopsGroup(click.Group):
+    """Turns our exceptions into messages and exit codes; never a traceback for user errors."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            n = len(exc.problems)
+            click.echo(f"llmops: {n} problem{'s' if n != 1 else ''} found; nothing was started.", err=True)
+            ctx.exit(EXIT_INVALID)
+        except LlmopsError as exc:
+            click.echo(f"llmops: error: {exc}", err=True)
+            ctx.exit(EXIT_ERROR)
+        except KeyboardInterrupt:
+            click.echo("llmops: interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+@click.group(cls=LlmopsGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="llmops")
+def main() -> None:
+    """Run LLM servers (llama.cpp, vLLM, ...) on local and SSH hosts, benchmark and compare them."""
+
+
+def parse_extra_vars(values: tuple[str, ...]) -> dict[str, Any]:
+    """`-e k=v`, `-e '{"k": 1}'` and `-e @file.yml`, later ones winning (as in Ansible)."""
+    from llmops.load import yamlsrc
+
+    out: dict[str, Any] = {}
+    for value in values:
+        if value.startswith("@"):
+            located = yamlsrc.load_file(value[1:])
+            if not isinstance(located.data, dict):
+                raise ConfigError(located.problem((), "extra vars file must hold a mapping", "key: value pairs"))
+            out.update(located.data)
+        elif value.lstrip().startswith("{"):
+            located = yamlsrc.load_text(value, "<-e>")
+            if not isinstance(located.data, dict):
+                raise click.BadParameter(f"{value!r} is not a mapping", param_hint="-e")
+            out.update(located.data)
+        else:
+            for pair in value.split():
+                key, sep, val = pair.partition("=")
+                if not sep or not key:
+                    raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="-e")
+                out[key] = val
+    return out
+
+
+inventory_option = click.option("-i", "--inventory", "inventory", type=click.Path(dir_okay=True), default=None,
+                                help="Inventory file or folder (llmops YAML, Ansible INI/YAML). Default: localhost.")
+extra_vars_option = click.option("-e", "--extra-vars", "extra_vars", multiple=True, metavar="K=V|@FILE",
+                                 help="Extra variables; they win over inventory and play vars.")
+limit_option = click.option("-l", "--limit", default=None, metavar="PATTERN", help="Only hosts matching the pattern.")
+tags_option = click.option("-t", "--tags", default="", metavar="TAGS", help="Only backends/variants with these tags.")
+skip_tags_option = click.option("--skip-tags", default="", metavar="TAGS", help="Skip backends/variants with these tags.")
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def load_plan(playbook: str, inventory: str | None, extra_vars: tuple[str, ...], limit: str | None = None,
+              tags: str = "", skip_tags: str = ""):
+    from llmops.load.inventory import load_inventory
+    from llmops.load.playbook import load_playbook
+    from llmops.plan.planner import make_plan
+    from llmops.plugins.registry import registry
+
+    extra = parse_extra_vars(extra_vars)
+    pb = load_playbook(playbook)
+    inv = load_inventory(inventory)
+    return make_plan(pb, inv, registry().backends(), extra_vars=extra, limit=limit, tags=_split(tags),
+                     skip_tags=_split(skip_tags))
+
+
+@main.command()
+@click.argument("playbook", type=click.Path())
+@inventory_option
+@extra_vars_option
+@limit_option
+@tags_option
+@skip_tags_option
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def check(playbook: str, inventory: str | None, extra_vars: tuple[str, ...], limit: str | None, tags: str,
+          skip_tags: str, as_json: bool) -> None:
+    """Validate PLAYBOOK and print, per host and variant, the exact command that would run. Touches nothing."""
+    from llmops.plan.text import plan_text
+
+    plan = load_plan(playbook, inventory, extra_vars, limit, tags, skip_tags)
+    if as_json:
+        click.echo(json.dumps(plan.describe(), indent=2))
+    else:
+        click.echo(plan_text(plan))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+def plugins(as_json: bool) -> None:
+    """List installed backend, collector and reporter plugins."""
+    from llmops.plugins.registry import registry
+
+    entries = registry().all()
+    if as_json:
+        click.echo(json.dumps([{"group": e.group, "name": e.name, "target": e.target, "distribution": e.distribution,
+                                "error": e.error} for e in entries], indent=2))
+        return
+    for group in ("llmops.backends", "llmops.collectors", "llmops.reporters"):
+        click.echo(f"{group.split('.')[1]}:")
+        rows = [e for e in entries if e.group == group]
+        if not rows:
+            click.echo("  (none)")
+        for e in rows:
+            desc = getattr(e.obj, "description", "") if e.obj is not None else ""
+            status = f"  BROKEN: {e.error}" if e.error else ""
+            click.echo(f"  {e.name:<14} {e.distribution:<22} {desc}{status}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""Validate located YAML data against pydantic models; report problems at the YAML line.
+
+Pydantic's error locations are paths into the data (`('backends', 1, 'port')`); the
+Located side table turns each into FILE:LINE:COL, and this module turns pydantic's
+wording into "what is wrong (what was expected)".
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from typing import Any, TypeVar
+
+import pydantic
+from pydantic import BaseModel
+
+from llmops.errors import ConfigError, Problem
+from llmops.load.yamlsrc import Located, YamlPath
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    """Base for every schema model: unknown keys are errors, values are not silently coerced to str."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def validate(model: type[M], located: Located, prefix: YamlPath = (), data: Any = None, *, label: str = "") -> M:
+    """Validate `data` (default: located.data at `prefix`) as `model` or raise a located ConfigError."""
+    if data is None:
+        data = located.data
+        for part in prefix:
+            data = data[part]
+    if data is None:
+        data = {}
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(problems_from(exc, model, located, prefix, label=label)) from None
+
+
+def problems_from(exc: pydantic.ValidationError, model: type[BaseModel], located: Located,
+                  prefix: YamlPath = (), *, label: str = "") -> list[Problem]:
+    problems = []
+    seen = set()
+    for err in exc.errors(include_url=False):
+        loc = _clean_loc(err["loc"])
+        problem = _problem(err, loc, model, located, tuple(prefix), label)
+        if (problem.line, problem.col, problem.message) not in seen:
+            seen.add((problem.line, problem.col, problem.message))
+            problems.append(problem)
+    problems.sort(key=lambda p: (p.line, p.col))
+    return problems
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    # pydantic inserts validator names into loc for unions/functional validators; drop them.
+    return tuple(part for part in loc if not (isinstance(part, str) and ("[" in part or part.startswith("function-"))))
+
+
+def dotted(path: tuple[Any, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "document"
+
+
+def _problem(err: dict[str, Any], loc: tuple[Any, ...], model: type[BaseModel], located: Located,
+             prefix: YamlPath, label: str) -> Problem:
+    kind = err["type"]
+    full = prefix + loc
+    name = dotted(((label,) if label else ()) + loc)
+    value = err.get("input")
+    ctx = err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        allowed = sorted(fields_at(model, loc[:-1]))
+        key = str(loc[-1])
+        hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        expected = (f"did you mean {hint[0]!r}? " if hint else "") + ("allowed keys: " + ", ".join(allowed) if allowed else "no keys here")
+        where = dotted(((label,) if label else ()) + loc[:-1])
+        return located.problem(full, f"unknown key {key!r} in {where}", expected, key=True)
+    if kind == "missing":
+        where = dotted(((label,) if label else ()) + loc[:-1])
+        return located.problem(full[:-1], f"missing required key {loc[-1]!r} in {where}", _expected_for(model, loc))
+    message = _describe_value(kind, value, err["msg"])
+    expected = _expected_from_ctx(kind, ctx) or _expected_for(model, loc)
+    return located.problem(full, f"{name}: {message}", expected)
+
+
+def _describe_value(kind: str, value: Any, msg: str) -> str:
+    shown = _show(value)
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"{shown} is not an integer"
+    if kind in ("float_parsing", "float_type"):
+        return f"{shown} is not a number"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"{shown} is not a boolean"
+    if kind in ("string_type",):
+        return f"{shown} is not a string"
+    if kind in ("list_type", "tuple_type"):
+        return f"{shown} is not a list"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"{shown} is not a mapping"
+    if kind == "literal_error":
+        return f"{shown} is not allowed"
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        return f"{shown} is out of range"
+    if kind in ("too_short", "too_long"):
+        return f"{shown} has the wrong length"
+    if kind == "value_error":
+        return msg.removeprefix("Value error, ")
+    return msg[0].lower() + msg[1:] if msg else kind
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "null"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "...'"
+
+
+def _expected_from_ctx(kind: str, ctx: dict[str, Any]) -> str | None:
+    if kind == "literal_error" and "expected" in ctx:
+        return f"one of {ctx['expected']}"
+    if kind == "greater_than_equal":
+        return f"a value >= {ctx['ge']}"
+    if kind == "less_than_equal":
+        return f"a value <= {ctx['le']}"
+    if kind == "greater_than":
+        return f"a value > {ctx['gt']}"
+    if kind == "less_than":
+        return f"a value < {ctx['lt']}"
+    if kind == "too_short":
+        return f"at least {ctx.get('min_length')} item(s)"
+    if kind == "too_long":
+        return f"at most {ctx.get('max_length')} item(s)"
+    return None
+
+
+def _expected_for(model: type[BaseModel], loc: tuple[Any, ...]) -> str | None:
+    annotation = annotation_at(model, loc)
+    if annotation is None:
+        return None
+    return "expected " + describe_type(annotation)
+
+
+def annotation_at(model: type[BaseModel], loc: tuple[Any, ...]) -> Any:
+    """Follow a pydantic loc through model fields, lists and dicts to the annotation there."""
+    current: Any = model
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            info = current.model_fields.get(part) if isinstance(part, str) else None
+            if info is None:
+                return None
+            current = info.annotation
+            continue
+        origin = typing.get_origin(current)
+        args = typing.get_args(current)
+        if origin in (list, tuple, set) and args:
+            current = args[0]
+        elif origin is dict and len(args) == 2:
+            current = args[1]
+        else:
+            return None
+    return current
+
+
+def fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> set[str]:
+    target = _unwrap(annotation_at(model, loc) if loc else model)
+    if isinstance(target, type) and issubclass(target, BaseModel):
+        return {info.alias or name for name, info in target.model_fields.items()}
+    return set()
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Optional[X] / Annotated[X, ...] / X | None -> X (first model or non-None member)."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+            continue
+        if origin in (typing.Union, types.UnionType):
+            members = [a for a in typing.get_args(annotation) if a is not type(None)]
+            models = [a for a in members if isinstance(a, type) and issubclass(a, BaseModel)]
+            annotation = models[0] if models else (members[0] if len(members) == 1 else annotation)
+            if len(members) != 1 and not models:
+                return annotation
+            continue
+        return annotation
+
+
+def describe_type(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return describe_type(args[0])
+    if origin in (typing.Union, types.UnionType):
+        parts = [describe_type(a) for a in args if a is not type(None)]
+        return " or ".join(dict.fromkeys(parts))
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (list, tuple, set):
+        return f"a list of {describe_type(args[0])}s" if args else "a list"
+    if origin is dict:
+        return "a mapping"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "a mapping"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(annotation, "a value")

@@ -1,0 +1,128 @@
+"""What a plan is made of: plain data, printable, with no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from llmops.load.inventory import Host
+from llmops.load.schema import BenchmarkSpec
+
+if TYPE_CHECKING:
+    from llmops.plugins.api import ProvisionStep
+
+DEFAULT_CACHE = "~/.cache/llmops"
+
+
+@dataclass
+class PlanContext:
+    """What a backend plugin may consult while planning one host."""
+
+    host: Host
+    vars: dict[str, Any]
+    cache_dir: str  # on the host; may start with ~/
+
+    def cache_path(self, *parts: str) -> str:
+        return "/".join([self.cache_dir.rstrip("/"), *parts])
+
+
+@dataclass
+class BackendSpec:
+    """One backend variant, resolved for one host: every value final, ready to render."""
+
+    name: str  # cell name, e.g. "llama.cpp-np4"
+    backend_name: str
+    variant: str | None
+    kind: str
+    model_ref: str
+    model: str  # what the server is given: a GGUF path, an HF dir or hub id
+    model_name: str  # name clients send in requests
+    port: int
+    bind: str
+    env: dict[str, str]
+    extra_args: list[str]
+    binary: str | None
+    install: BaseModel | None
+    options: BaseModel
+    template: str
+    ready_timeout: float
+    stop_timeout: float
+    tags: list[str]
+    variant_values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Cell:
+    """One host x one backend variant: the unit that is started, measured and stopped."""
+
+    host: Host
+    play: str
+    spec: BackendSpec
+    command: str  # with secrets, for execution only
+    display_command: str  # secrets masked: what people and files see
+    env: dict[str, str]
+    display_env: dict[str, str]
+    health_path: str
+    provision: list["ProvisionStep"]
+    benchmark: BenchmarkSpec
+    origin: str  # FILE:LINE of the backend entry
+    secrets: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return f"{self.host.name}/{self.spec.name}"
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    def describe(self) -> dict[str, Any]:
+        """The masked, JSON-ready view of this cell (plan.json, `llmops check --json`)."""
+        return {
+            "host": self.host.name,
+            "play": self.play,
+            "name": self.spec.name,
+            "backend": self.spec.kind,
+            "variant": self.spec.variant,
+            "model": self.spec.model,
+            "served_model": self.spec.model_name,
+            "port": self.spec.port,
+            "command": self.display_command,
+            "env": self.display_env,
+            "health_path": self.health_path,
+            "ready_timeout": self.spec.ready_timeout,
+            "stop_timeout": self.spec.stop_timeout,
+            "tags": self.spec.tags,
+            "provision": [{"id": s.id, "name": s.name} for s in self.provision],
+            "benchmark": self.benchmark.model_dump(mode="json"),
+            "origin": self.origin,
+        }
+
+
+@dataclass
+class Plan:
+    cells: list[Cell]
+    hosts: list[Host]
+    inventory_source: str
+    playbook_path: str
+    extra_vars: dict[str, Any] = field(default_factory=dict)
+
+    def by_host(self) -> dict[str, list[Cell]]:
+        out: dict[str, list[Cell]] = {h.name: [] for h in self.hosts}
+        for cell in self.cells:
+            out.setdefault(cell.host.name, []).append(cell)
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "playbook": self.playbook_path,
+            "inventory": self.inventory_source,
+            "hosts": [h.describe() for h in self.hosts],
+            "cells": [c.describe() for c in self.cells],
+        }

@@ -1,0 +1,180 @@
+"""Jinja rendering: sandboxed, StrictUndefined, and shell-quoting by construction.
+
+Command templates never have to remember `| quote`: every `{{ expression }}` output passes
+through `finalize`, which shell-quotes it (a list becomes several quoted words). Only the
+literal text of a template is trusted. Values of type `Secret` render as the real value
+for execution and as `***` for everything people or files see; `HostPath` keeps a
+leading `~/` unquoted so that the host's shell expands it.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from llmops.errors import ConfigError, Problem
+from llmops.load.yamlsrc import Located, YamlPath
+
+MASK = "***"
+
+
+class Secret(str):
+    """A value that must never be shown: masked in displayed commands, logs and results."""
+
+    def __repr__(self) -> str:  # keeps secrets out of tracebacks and debug prints
+        return "Secret('***')"
+
+
+class HostPath(str):
+    """A path on the target host; `~/` at its start is left for the host's shell to expand."""
+
+
+def shell_word(value: Any, *, reveal: bool) -> str:
+    if isinstance(value, Secret):
+        return shlex.quote(str(value)) if reveal else MASK
+    if isinstance(value, HostPath) and value.startswith("~/"):
+        rest = value[2:]
+        return "~/" + shlex.quote(rest) if rest else "~/"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return shlex.quote(str(value))
+
+
+class _Quoting:
+    """`finalize` for command templates: quote scalars, expand lists to words, refuse the rest."""
+
+    def __init__(self, reveal: bool):
+        self.reveal = reveal
+
+    def __call__(self, value: Any) -> str:
+        if value is None:
+            raise _NullPrinted()
+        if isinstance(value, Mapping):
+            raise _MappingPrinted()
+        if isinstance(value, (list, tuple)):
+            return " ".join(self(v) for v in value)
+        return shell_word(value, reveal=self.reveal)
+
+
+class _NullPrinted(Exception):
+    pass
+
+
+class _MappingPrinted(Exception):
+    pass
+
+
+def command_environment(search_paths: Sequence[Path], *, reveal: bool) -> ImmutableSandboxedEnvironment:
+    loader = jinja2.FileSystemLoader([str(p) for p in search_paths])
+    env = ImmutableSandboxedEnvironment(loader=loader, undefined=jinja2.StrictUndefined, finalize=_Quoting(reveal),
+                                        keep_trailing_newline=False, autoescape=False)
+    return env
+
+
+def render_command(template_name: str, context: Mapping[str, Any], search_paths: Sequence[Path], *,
+                   reveal: bool, where: Problem) -> str:
+    """Render a command template to one shell command line (whitespace collapsed)."""
+    env = command_environment(search_paths, reveal=reveal)
+    try:
+        template = env.get_template(template_name)
+    except jinja2.TemplateNotFound:
+        searched = ", ".join(str(p) for p in search_paths)
+        raise ConfigError(Problem(where.file, where.line, where.col, f"template {template_name!r} not found",
+                                  f"a file in one of: {searched}")) from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(Problem(exc.filename or template_name, exc.lineno or 1, 1,
+                                  f"template syntax error: {exc.message}", "valid Jinja")) from None
+    try:
+        text = template.render(dict(context))
+    except Exception as exc:  # noqa: BLE001 - every template failure becomes a located problem
+        raise ConfigError(_template_problem(exc, template, where)) from None
+    return " ".join(_collapse(text))
+
+
+def _collapse(text: str) -> list[str]:
+    # A template spreads one command over lines; join them, keeping quoted words intact.
+    out: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.endswith("\\"):
+            line = line[:-1].rstrip()
+        if line:
+            out.append(line)
+    return out
+
+
+def _template_problem(exc: Exception, template: jinja2.Template, where: Problem) -> Problem:
+    filename = template.filename or template.name or "<template>"
+    lineno = 1
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == template.filename and frame.lineno:
+            lineno = frame.lineno
+    if isinstance(exc, jinja2.UndefinedError):
+        name = _undefined_name(str(exc))
+        return Problem(filename, lineno, 1, f"undefined variable {name!r} in template (used by {where.file}:{where.line})",
+                       "a backend option, play var, inventory var or -e extra var of that name")
+    if isinstance(exc, _NullPrinted):
+        return Problem(filename, lineno, 1, "template printed a null value (used by "
+                       f"{where.file}:{where.line})", "guard optional values with {% if x is not none %}")
+    if isinstance(exc, _MappingPrinted):
+        return Problem(filename, lineno, 1, "template printed a mapping", "a string, number or list")
+    if isinstance(exc, jinja2.exceptions.SecurityError):
+        return Problem(filename, lineno, 1, f"template tried something unsafe: {exc}", "plain variable use")
+    return Problem(filename, lineno, 1, f"template failed: {type(exc).__name__}: {exc}")
+
+
+def _undefined_name(message: str) -> str:
+    match = re.search(r"'([^']+)' is undefined", message) or re.search(r"has no attribute '([^']+)'", message)
+    return match.group(1) if match else message
+
+
+# --- templated values inside YAML files ----------------------------------------------------
+
+_value_env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+_WHOLE_EXPR = re.compile(r"^\{\{\s*(.+?)\s*\}\}$", re.S)
+
+
+def has_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def render_value(value: Any, context: Mapping[str, Any], located: Located, path: YamlPath) -> Any:
+    """Render Jinja inside a YAML value (recursively). `"{{ x }}"` alone keeps x's type, as in Ansible."""
+    if isinstance(value, dict):
+        return {k: render_value(v, context, located, path + (k,)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render_value(v, context, located, path + (i,)) for i, v in enumerate(value)]
+    if not has_template(value):
+        return value
+    try:
+        whole = _WHOLE_EXPR.match(value)
+        if whole and "{{" not in whole.group(1):
+            result = _value_env.compile_expression(whole.group(1), undefined_to_none=False)(**context)
+            if isinstance(result, jinja2.Undefined):
+                str(result)  # raises UndefinedError with the name
+            return result
+        rendered = _value_env.from_string(value).render(**context)
+        return Secret(rendered) if _uses_secret(value, context) else rendered
+    except jinja2.UndefinedError as exc:
+        name = _undefined_name(str(exc))
+        raise ConfigError(located.problem(path, f"undefined variable {name!r}",
+                                          "a variable from the inventory, the play's vars or -e")) from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(located.problem(path, f"template syntax error: {exc.message}", "valid Jinja")) from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise ConfigError(located.problem(path, f"unsafe template: {exc}", "plain variable use")) from None
+    except Exception as exc:  # noqa: BLE001
+        raise ConfigError(located.problem(path, f"template failed: {type(exc).__name__}: {exc}")) from None
+
+
+def _uses_secret(source: str, context: Mapping[str, Any]) -> bool:
+    return any(isinstance(v, Secret) and k in source for k, v in context.items())

@@ -1,0 +1,127 @@
+"""The plugin seams: small typed interfaces that built-ins and third-party plugins implement.
+
+Plugins register through entry points (see llmops.plugins.registry):
+
+    [options.entry_points]
+    llmops.backends = mything = mypackage.backend:MyBackend
+    llmops.collectors = mytool = mypackage.collect:MyCollector
+    llmops.reporters = myformat = mypackage.report:MyReporter
+
+A backend is a command template plus rules for readiness, stopping and installing.
+A collector is a command plus a pure parse function. A reporter turns a run directory into
+a file. Built-ins are registered exactly the same way in llmops' own setup.cfg.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel
+
+from llmops.load.validate import Strict
+
+if TYPE_CHECKING:
+    from llmops.plan.model import BackendSpec, PlanContext
+
+
+@dataclass(frozen=True)
+class ProvisionStep:
+    """Make something exist on a host, idempotently: `check` exits 0 when it is already there."""
+
+    id: str
+    name: str
+    check: str
+    apply: str
+    timeout: float = 3600.0
+    log: str | None = None
+
+
+class NoOptions(Strict):
+    """For backends without options of their own."""
+
+
+class Backend:
+    """Base class for backend plugins; subclasses set the class attributes and may override methods."""
+
+    kind: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    template: ClassVar[str] = ""
+    options: ClassVar[type[BaseModel]] = NoOptions
+    install_options: ClassVar[type[BaseModel] | None] = None
+    model_format: ClassVar[str] = "gguf"  # which file of a `models:` entry it serves: gguf | hf
+    health_path: ClassVar[str] = "/health"
+    ready_timeout: ClassVar[float] = 300.0
+    stop_timeout: ClassVar[float] = 15.0
+    default_binary: ClassVar[str] = ""
+    template_dirs: ClassVar[tuple[Path, ...]] = ()
+
+    def binary(self, spec: "BackendSpec", ctx: "PlanContext") -> str:
+        """Path of the server program on the host (an installed build, or a name on PATH)."""
+        return spec.binary or self.default_binary
+
+    def provision(self, spec: "BackendSpec", ctx: "PlanContext") -> list[ProvisionStep]:
+        """Steps that make the server program exist on the host (empty: nothing to install)."""
+        return []
+
+    def served_model(self, spec: "BackendSpec") -> str:
+        """Model name clients must send in requests."""
+        return spec.model_name
+
+    def context(self, spec: "BackendSpec", ctx: "PlanContext") -> dict[str, Any]:
+        """Extra variables for the command template."""
+        return {}
+
+    def environment(self, spec: "BackendSpec") -> dict[str, str]:
+        """Environment variables the server needs beyond the playbook's `env` (secrets go here)."""
+        return {}
+
+    def api_key(self, spec: "BackendSpec") -> str | None:
+        """The key clients must send, if the backend was told to require one."""
+        return None
+
+    def startup_phases(self, log_text: str) -> dict[str, float]:
+        """Seconds since spawn of milestones found in the server log (weights loaded, ...), if known."""
+        return {}
+
+
+@dataclass
+class Telemetry:
+    """Normalised output of a collector (see docs/telemetry.md for the JSON contract)."""
+
+    tool: str
+    devices: list[dict[str, Any]] = field(default_factory=list)
+    processes: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"tool": self.tool, "devices": self.devices, "processes": self.processes}
+        if self.warnings:
+            out["warnings"] = self.warnings
+        return out
+
+
+class Collector:
+    """Base class for collector plugins: a command run on the host, and a pure parse of its output."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    requires: ClassVar[str | None] = None  # program that must exist on the host
+
+    def command(self) -> str:
+        raise NotImplementedError
+
+    def parse(self, text: str) -> Telemetry:
+        raise NotImplementedError
+
+
+class Reporter:
+    """Base class for reporter plugins: turn a run directory into one output file."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    suffix: ClassVar[str] = ".txt"
+
+    def render(self, run_dir: Path) -> str:
+        raise NotImplementedError

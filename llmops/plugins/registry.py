@@ -1,0 +1,105 @@
+"""Find plugins through entry points: llmops.backends, llmops.collectors, llmops.reporters.
+
+Built-ins are entry points of the llmops distribution itself, so they take the same path as a
+third-party package. A plugin that fails to import is reported by `llmops plugins` and left
+out; it never takes the others down.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+from dataclasses import dataclass, field
+from typing import Any
+
+GROUPS = {
+    "backends": "llmops.backends",
+    "collectors": "llmops.collectors",
+    "reporters": "llmops.reporters",
+}
+
+# Used only when llmops runs from a source tree that was never installed (no entry points).
+_FALLBACK = {
+    "llmops.backends": {
+        "llama.cpp": "llmops.backends.llamacpp:LlamaCpp",
+        "vllm": "llmops.backends.vllm:Vllm",
+        "sglang": "llmops.backends.sglang:SGLang",
+    },
+}
+
+
+@dataclass
+class Loaded:
+    name: str
+    group: str
+    target: str
+    distribution: str
+    obj: Any = None
+    error: str | None = None
+
+
+@dataclass
+class Registry:
+    entries: dict[str, dict[str, Loaded]] = field(default_factory=dict)
+
+    def get(self, kind: str) -> dict[str, Any]:
+        return {n: e.obj for n, e in self.entries.get(GROUPS[kind], {}).items() if e.obj is not None}
+
+    def backends(self) -> dict[str, Any]:
+        return self.get("backends")
+
+    def collectors(self) -> dict[str, Any]:
+        return self.get("collectors")
+
+    def reporters(self) -> dict[str, Any]:
+        return self.get("reporters")
+
+    def all(self) -> list[Loaded]:
+        return [e for group in self.entries.values() for e in group.values()]
+
+
+_cache: Registry | None = None
+
+
+def registry(refresh: bool = False) -> Registry:
+    global _cache
+    if _cache is None or refresh:
+        _cache = _discover()
+    return _cache
+
+
+def _discover() -> Registry:
+    reg = Registry()
+    installed = True
+    try:
+        md.distribution("llmops")
+    except md.PackageNotFoundError:
+        installed = False
+    for group in GROUPS.values():
+        found: dict[str, Loaded] = {}
+        for ep in md.entry_points(group=group):
+            dist = ep.dist.name if ep.dist is not None else "?"
+            if ep.name in found and found[ep.name].distribution == "llmops" and dist != "llmops":
+                # A third-party plugin may not silently replace a built-in: keep ours, say so.
+                found[ep.name + f" ({dist})"] = Loaded(ep.name, group, ep.value, dist,
+                                                       error=f"name {ep.name!r} is taken by a built-in")
+                continue
+            found[ep.name] = _load(ep.name, group, ep.value, dist)
+        if not installed:
+            for name, target in _FALLBACK.get(group, {}).items():
+                found.setdefault(name, _load(name, group, target, "llmops (source tree)"))
+        reg.entries[group] = found
+    return reg
+
+
+def _load(name: str, group: str, target: str, dist: str) -> Loaded:
+    entry = Loaded(name, group, target, dist)
+    try:
+        module_name, _, attr = target.partition(":")
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split(".") if attr else []:
+            obj = getattr(obj, part)
+        entry.obj = obj() if isinstance(obj, type) else obj
+    except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not fatal
+        entry.error = f"{type(exc).__name__}: {exc}"
+    return entry

@@ -1,0 +1,1 @@
+"""Built-in command templates (package data, installed as llmops.templates)."""
