@@ -118,6 +118,53 @@ def check(playbook: str, inventory: str | None, extra_vars: tuple[str, ...], lim
 
 
 @main.command()
+@click.argument("playbook", type=click.Path())
+@inventory_option
+@extra_vars_option
+@limit_option
+@tags_option
+@skip_tags_option
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+              help="Write results exactly here (default: runs/<run-id>).")
+@click.option("--check", "check_only", is_flag=True, help="Plan only: print what would run (same as `llmops check`).")
+@click.option("-f", "--forks", default=5, show_default=True, type=click.IntRange(1, 256),
+              help="Hosts worked on in parallel (variants on one host always run one after another).")
+@click.option("-v", "--verbose", count=True, help="-v: commands, -vv: more.")
+@click.option("--json", "as_json", is_flag=True, help="Print the recap as JSON at the end.")
+def apply(playbook: str, inventory: str | None, extra_vars: tuple[str, ...], limit: str | None, tags: str,
+          skip_tags: str, run_dir: str | None, check_only: bool, forks: int, verbose: int, as_json: bool) -> None:
+    """Provision, start, measure and stop every backend variant of PLAYBOOK on its hosts."""
+    from llmops.apply import run_apply
+
+    plan = load_plan(playbook, inventory, extra_vars, limit, tags, skip_tags)
+    if check_only:
+        from llmops.plan.text import plan_text
+
+        click.echo(plan_text(plan))
+        return
+    code = run_apply(plan, playbook=Path(playbook), inventory=inventory, run_dir=run_dir, forks=forks,
+                     verbosity=verbose, as_json=as_json, argv=sys.argv)
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("playbook", type=click.Path())
+@inventory_option
+@extra_vars_option
+@limit_option
+@tags_option
+@skip_tags_option
+@click.option("-f", "--forks", default=5, show_default=True, type=click.IntRange(1, 256))
+def provision(playbook: str, inventory: str | None, extra_vars: tuple[str, ...], limit: str | None, tags: str,
+              skip_tags: str, forks: int) -> None:
+    """Only make sure what PLAYBOOK needs is installed on its hosts (builds, venvs, models). Idempotent."""
+    from llmops.apply import run_provision
+
+    plan = load_plan(playbook, inventory, extra_vars, limit, tags, skip_tags)
+    sys.exit(run_provision(plan, forks=forks))
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True)
 def plugins(as_json: bool) -> None:
     """List installed backend, collector and reporter plugins."""

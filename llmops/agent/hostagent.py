@@ -371,16 +371,15 @@ def cmd_fetch_sdist(args) -> int:
             _emit_path(args, path, False)
             return 0
     index = os.environ.get("LLMOPS_PYPI_URL", "https://pypi.org").rstrip("/")
-    with urllib.request.urlopen("%s/pypi/%s/%s/json" % (index, args.name, args.version), timeout=60) as resp:
+    meta_url = "%s/pypi/%s/json" % (index, args.name)
+    with urllib.request.urlopen(meta_url, timeout=60) as resp:
         meta = json.load(resp)
-    sdists = [u for u in meta.get("urls", []) if u.get("packagetype") == "sdist"]
+    files = (meta.get("releases") or {}).get(args.version) or []
+    sdists = [u for u in files if u.get("packagetype") == "sdist"]
     if not sdists:
-        emit({"error": "no sdist for %s %s on %s" % (args.name, args.version, index)})
-        return 1
+        return _fail(args, "no sdist for %s %s on %s" % (args.name, args.version, index))
     info = sdists[0]
-    url = info["url"]
-    if url.startswith("../") or url.startswith("/"):
-        url = urllib.parse.urljoin("%s/pypi/%s/%s/json" % (index, args.name, args.version), url)
+    url = urllib.parse.urljoin(meta_url, info["url"])
     archive = os.path.join(dest_root, info["filename"])
     if not (os.path.exists(archive) and _sha256(archive) == info["digests"]["sha256"]):
         tmp = archive + ".part"
@@ -389,8 +388,7 @@ def cmd_fetch_sdist(args) -> int:
         got = _sha256(tmp)
         if got != info["digests"]["sha256"]:
             os.unlink(tmp)
-            emit({"error": "sha256 mismatch for %s: got %s, PyPI says %s" % (url, got, info["digests"]["sha256"])})
-            return 1
+            return _fail(args, "sha256 mismatch for %s: got %s, PyPI says %s" % (url, got, info["digests"]["sha256"]))
         os.replace(tmp, archive)
     unpack_to = os.path.join(dest_root, "unpacked-%s-%s" % (args.name, args.version))
     shutil.rmtree(unpack_to, ignore_errors=True)
@@ -410,6 +408,14 @@ def cmd_fetch_sdist(args) -> int:
     os.replace(marker + ".tmp", marker)
     _emit_path(args, path, True)
     return 0
+
+
+def _fail(args, message: str) -> int:
+    if getattr(args, "path_only", False):
+        sys.stderr.write("error: %s\n" % message)
+    else:
+        emit({"error": message})
+    return 1
 
 
 def _emit_path(args, path: str, changed: bool) -> None:
@@ -560,13 +566,16 @@ def main(argv=None) -> int:
     p.set_defaults(fn=cmd_facts)
 
     args = parser.parse_args(argv)
+    for name in ("log", "env_file", "pidfile", "cwd", "out", "stop_file"):
+        value = getattr(args, name, None)
+        if value:
+            setattr(args, name, os.path.expanduser(value))  # paths may arrive as literal ~/...
     try:
         return args.fn(args)
     except BrokenPipeError:
         return 1
     except Exception as exc:  # noqa: BLE001 - one JSON error line is what the controller reads
-        emit({"error": "%s: %s" % (type(exc).__name__, exc)})
-        return 1
+        return _fail(args, "%s: %s" % (type(exc).__name__, exc))
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from llmops.load.validate import Strict
-from llmops.plan.model import BackendSpec, PlanContext
-from llmops.plan.render import HostPath, Secret
+from llmops.plugins.api import BackendSpec, PlanContext
+from llmops.shell import HostPath, Secret
 from llmops.plugins.api import Backend, ProvisionStep
 from llmops.provision import steps
 

@@ -107,6 +107,8 @@ def _describe_value(kind: str, value: Any, msg: str) -> str:
         return f"{shown} is not allowed"
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
         return f"{shown} is out of range"
+    if kind == "too_short" and value in ([], {}, ""):
+        return "the list is empty" if isinstance(value, list) else "it is empty"
     if kind in ("too_short", "too_long"):
         return f"{shown} has the wrong length"
     if kind == "value_error":

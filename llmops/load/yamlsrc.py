@@ -109,7 +109,7 @@ def load_text(text: str, name: str) -> Located:
         char = chr(exc.character) if isinstance(exc.character, int) else exc.character
         raise ConfigError(Problem(name, line, col, f"unacceptable character {char!r}", "printable text")) from None
     except MarkedYAMLError as exc:
-        raise ConfigError(_marked_problem(name, exc)) from None
+        raise ConfigError(_marked_problem(name, exc, text)) from None
     except YAMLError as exc:  # pragma: no cover - ruamel raises marked errors for syntax
         raise ConfigError(Problem(name, 1, 1, f"invalid YAML: {exc}")) from None
     located = Located(name, None)
@@ -118,15 +118,15 @@ def load_text(text: str, name: str) -> Located:
     return located
 
 
-def _marked_problem(name: str, exc: MarkedYAMLError) -> Problem:
+def _marked_problem(name: str, exc: MarkedYAMLError, text: str = "") -> Problem:
     mark = exc.problem_mark or exc.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
     problem = (exc.problem or "").strip()
     context = (exc.context or "").strip()
     if type(exc).__name__ == "DuplicateKeyError":
-        first = exc.context_mark
-        where = f" (first defined on line {first.line + 1})" if first is not None else ""
         key = problem.split('"')[1] if '"' in problem else problem
+        first = _first_definition(text, key, line, col, exc.context_mark.line + 1 if exc.context_mark else 1)
+        where = f" (first defined on line {first})" if first else ""
         return Problem(name, line, col, f"duplicate key {key!r}{where}", "each key once per mapping")
     if "\t" in problem or "'\\t'" in problem:
         return Problem(name, line, col, "tab character used for indentation", "spaces for indentation")
@@ -134,6 +134,19 @@ def _marked_problem(name: str, exc: MarkedYAMLError) -> Problem:
     if context and context not in problem:
         message += f" ({context})"
     return Problem(name, line, col, message, None)
+
+
+def _first_definition(text: str, key: str, line: int, col: int, mapping_line: int) -> int | None:
+    """Line of the earlier `key:` at the same column (ruamel only points at the mapping)."""
+    lines = text.splitlines()
+    for n in range(max(mapping_line, 1), line):
+        candidate = lines[n - 1][col - 1:] if len(lines[n - 1]) >= col else ""
+        if candidate.startswith("- "):
+            candidate = candidate[2:]
+        for form in (key, f'"{key}"', f"'{key}'"):
+            if candidate.startswith(form) and candidate[len(form):].lstrip().startswith(":"):
+                return n
+    return None
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:

@@ -3,54 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-from pydantic import BaseModel
+from typing import Any
 
 from llmops.load.inventory import Host
 from llmops.load.schema import BenchmarkSpec
-
-if TYPE_CHECKING:
-    from llmops.plugins.api import ProvisionStep
+from llmops.plugins.api import BackendSpec, PlanContext, ProvisionStep
 
 DEFAULT_CACHE = "~/.cache/llmops"
 
-
-@dataclass
-class PlanContext:
-    """What a backend plugin may consult while planning one host."""
-
-    host: Host
-    vars: dict[str, Any]
-    cache_dir: str  # on the host; may start with ~/
-
-    def cache_path(self, *parts: str) -> str:
-        return "/".join([self.cache_dir.rstrip("/"), *parts])
-
-
-@dataclass
-class BackendSpec:
-    """One backend variant, resolved for one host: every value final, ready to render."""
-
-    name: str  # cell name, e.g. "llama.cpp-np4"
-    backend_name: str
-    variant: str | None
-    kind: str
-    model_ref: str
-    model: str  # what the server is given: a GGUF path, an HF dir or hub id
-    model_name: str  # name clients send in requests
-    port: int
-    bind: str
-    env: dict[str, str]
-    extra_args: list[str]
-    binary: str | None
-    install: BaseModel | None
-    options: BaseModel
-    template: str
-    ready_timeout: float
-    stop_timeout: float
-    tags: list[str]
-    variant_values: dict[str, Any] = field(default_factory=dict)
+__all__ = ["DEFAULT_CACHE", "BackendSpec", "Cell", "Plan", "PlanContext"]
 
 
 @dataclass
@@ -65,9 +26,10 @@ class Cell:
     env: dict[str, str]
     display_env: dict[str, str]
     health_path: str
-    provision: list["ProvisionStep"]
+    provision: list[ProvisionStep]
     benchmark: BenchmarkSpec
     origin: str  # FILE:LINE of the backend entry
+    cache_dir: str = DEFAULT_CACHE  # llmops' folder on the host (builds, models, logs)
     secrets: list[str] = field(default_factory=list)
 
     @property

@@ -25,7 +25,7 @@ from llmops.load.validate import validate
 from llmops.load.yamlsrc import Located, YamlPath
 from llmops.plan import render
 from llmops.plan.model import DEFAULT_CACHE, BackendSpec, Cell, Plan, PlanContext
-from llmops.plan.render import MASK, HostPath, Secret
+from llmops.shell import MASK, HostPath, Secret
 from llmops.plugins.api import Backend, ProvisionStep
 from llmops.provision import steps as provision_steps
 
@@ -302,7 +302,7 @@ def _plan_cell(playbook: Playbook, play: Play, host: Host, ctx: PlanContext, bac
     return Cell(host=host, play=play.name or f"play {bpath[0] if bpath and isinstance(bpath[0], int) else 0}",
                 spec=spec, command=command, display_command=display, env=env, display_env=display_env,
                 health_path=plugin.health_path, provision=provision, benchmark=play.benchmark,
-                origin=f"{view.file}:{line}", secrets=secrets)
+                origin=f"{view.file}:{line}", cache_dir=ctx.cache_dir, secrets=secrets)
 
 
 def _arg(value: Any) -> str:

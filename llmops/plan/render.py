@@ -21,39 +21,19 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from llmops.errors import ConfigError, Problem
 from llmops.load.yamlsrc import Located, YamlPath
-
-MASK = "***"
-
-
-class Secret(str):
-    """A value that must never be shown: masked in displayed commands, logs and results."""
-
-    def __repr__(self) -> str:  # keeps secrets out of tracebacks and debug prints
-        return "Secret('***')"
-
-
-class HostPath(str):
-    """A path on the target host; `~/` at its start is left for the host's shell to expand."""
-
-
-def shell_word(value: Any, *, reveal: bool) -> str:
-    if isinstance(value, Secret):
-        return shlex.quote(str(value)) if reveal else MASK
-    if isinstance(value, HostPath) and value.startswith("~/"):
-        rest = value[2:]
-        return "~/" + shlex.quote(rest) if rest else "~/"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return shlex.quote(str(value))
-
+from llmops.shell import MASK, HostPath, Secret, shell_word
 
 class _Quoting:
-    """`finalize` for command templates: quote scalars, expand lists to words, refuse the rest."""
+    """`finalize` for command templates: quote scalars, expand lists to words, refuse the rest.
+
+    Each quoted word is handed to Jinja as an opaque placeholder and put back after the
+    template's own whitespace has been folded, so a newline inside a value stays inside
+    its quotes instead of being folded with the template's line breaks.
+    """
 
     def __init__(self, reveal: bool):
         self.reveal = reveal
+        self.words: list[str] = []
 
     def __call__(self, value: Any) -> str:
         if value is None:
@@ -62,7 +42,11 @@ class _Quoting:
             raise _MappingPrinted()
         if isinstance(value, (list, tuple)):
             return " ".join(self(v) for v in value)
-        return shell_word(value, reveal=self.reveal)
+        self.words.append(shell_word(value, reveal=self.reveal))
+        return f"\x00{len(self.words) - 1}\x00"
+
+    def restore(self, text: str) -> str:
+        return re.sub("\x00(\\d+)\x00", lambda m: self.words[int(m.group(1))], text)
 
 
 class _NullPrinted(Exception):
@@ -78,6 +62,12 @@ def command_environment(search_paths: Sequence[Path], *, reveal: bool) -> Immuta
     env = ImmutableSandboxedEnvironment(loader=loader, undefined=jinja2.StrictUndefined, finalize=_Quoting(reveal),
                                         keep_trailing_newline=False, autoescape=False)
     return env
+
+
+def _quoting(env: jinja2.Environment) -> _Quoting:
+    finalize = env.finalize
+    assert isinstance(finalize, _Quoting)
+    return finalize
 
 
 def render_command(template_name: str, context: Mapping[str, Any], search_paths: Sequence[Path], *,
@@ -97,7 +87,7 @@ def render_command(template_name: str, context: Mapping[str, Any], search_paths:
         text = template.render(dict(context))
     except Exception as exc:  # noqa: BLE001 - every template failure becomes a located problem
         raise ConfigError(_template_problem(exc, template, where)) from None
-    return " ".join(_collapse(text))
+    return _quoting(env).restore(" ".join(_collapse(text)))
 
 
 def _collapse(text: str) -> list[str]:

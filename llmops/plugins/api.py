@@ -16,14 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
+from llmops.load.inventory import Host
 from llmops.load.validate import Strict
-
-if TYPE_CHECKING:
-    from llmops.plan.model import BackendSpec, PlanContext
 
 
 @dataclass(frozen=True)
@@ -36,6 +34,43 @@ class ProvisionStep:
     apply: str
     timeout: float = 3600.0
     log: str | None = None
+
+
+@dataclass
+class PlanContext:
+    """What a backend plugin may consult while planning one host."""
+
+    host: Host
+    vars: dict[str, Any]
+    cache_dir: str  # on the host; may start with ~/
+
+    def cache_path(self, *parts: str) -> str:
+        return "/".join([self.cache_dir.rstrip("/"), *parts])
+
+
+@dataclass
+class BackendSpec:
+    """One backend variant, resolved for one host: every value final, ready to render."""
+
+    name: str  # cell name, e.g. "llama.cpp-np4"
+    backend_name: str
+    variant: str | None
+    kind: str
+    model_ref: str
+    model: str  # what the server is given: a GGUF path, an HF dir or hub id
+    model_name: str  # name clients send in requests
+    port: int
+    bind: str
+    env: dict[str, str]
+    extra_args: list[str]
+    binary: str | None
+    install: BaseModel | None
+    options: BaseModel
+    template: str
+    ready_timeout: float
+    stop_timeout: float
+    tags: list[str]
+    variant_values: dict[str, Any] = field(default_factory=dict)
 
 
 class NoOptions(Strict):

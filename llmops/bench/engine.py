@@ -1,0 +1,255 @@
+"""The load generator: levels of burst, closed-loop or open-loop load against one server.
+
+Shapes (docs/metrics.md has the exact definitions):
+  burst   c requests at once per level, as llmapibenchmark does (the default)
+  closed  keep c requests in flight until N have completed (`requests`) or for S seconds
+          (`duration`); the first `warmup` requests are sent but left out of the figures
+  open    requests arrive at `rate` per second (Poisson, or gamma with `burstiness`) on a
+          precomputed absolute schedule, with an optional cap on requests in flight; time
+          spent waiting for the cap is reported as client queue time
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from llmops.bench import metrics, prompts
+from llmops.bench.client import Clock, Prompt, RequestOptions, RequestRecord, send
+from llmops.errors import LlmopsError
+
+
+@dataclass
+class LoadSpec:
+    concurrency: list[int] = field(default_factory=lambda: [1])
+    requests: int | None = None
+    duration: float | None = None
+    warmup: int = 0
+    rate: list[float] | None = None
+    burstiness: float = 1.0
+    seed: int = 0
+
+    @property
+    def shape(self) -> str:
+        if self.rate:
+            return "open"
+        if self.requests or self.duration:
+            return "closed"
+        return "burst"
+
+
+@dataclass
+class LevelPlan:
+    index: int
+    concurrency: int
+    rate: float | None = None
+
+    @property
+    def label(self) -> str:
+        return f"rate {self.rate:g}/s" if self.rate is not None else f"c={self.concurrency}"
+
+
+OnRecord = Callable[[RequestRecord], None]
+OnLevel = Callable[[LevelPlan, str, float], None]  # (level, "start"|"end", controller time)
+
+
+def level_plans(load: LoadSpec) -> list[LevelPlan]:
+    if load.rate:
+        cap = max(load.concurrency) if load.concurrency else 0
+        return [LevelPlan(i, cap, rate) for i, rate in enumerate(load.rate)]
+    return [LevelPlan(i, c) for i, c in enumerate(load.concurrency)]
+
+
+@dataclass
+class Bench:
+    base_url: str
+    opts: RequestOptions
+    load: LoadSpec
+    prompt_spec: prompts.PromptSpec
+    slo: metrics.Slo | None = None
+    on_record: OnRecord | None = None
+    on_level: OnLevel | None = None
+    clock: Clock = field(default_factory=Clock)
+    calibration: dict[str, Any] = field(default_factory=dict)
+
+    async def run(self, on_level_result: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        """All levels, one after another; `on_level_result` sees each level as soon as it is done."""
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=None)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout, read_bufsize=1 << 20,
+                                         auto_decompress=False) as session:
+            source = await self._prompt_source(session)
+            levels = []
+            for plan in level_plans(self.load):
+                level = await self.run_level(session, source, plan)
+                levels.append(level)
+                if on_level_result is not None:
+                    on_level_result(level)
+            return levels
+
+    async def _prompt_source(self, session: aiohttp.ClientSession) -> prompts.PromptSource:
+        spec = self.prompt_spec
+        if not spec.input_tokens:
+            return prompts.PromptSource(spec)
+        tok = Tokenizer(session, self.base_url, self.opts)
+        words = await tok.single_token_words()
+        self.calibration["tokenize"] = tok.style or "unavailable"
+        if words is None:
+            self.calibration["exact_prompt_tokens"] = False
+            return prompts.PromptSource(spec)
+        # How many tokens the chat template adds around the content: one tiny probe request.
+        probe_words = 8
+        probe = Prompt(messages=[{"role": "user", "content": " ".join(words[:probe_words])}], max_tokens=1)
+        rec = RequestRecord(level=-1, concurrency=1, index=0, phase="calibration")
+        await send(session, self.opts, probe, rec, self.clock)
+        overhead = (rec.prompt_tokens - probe_words) if rec.ok and rec.prompt_tokens else 0
+        self.calibration.update({"exact_prompt_tokens": True, "template_overhead_tokens": overhead,
+                                 "single_token_words": len(words)})
+        adjusted = prompts.PromptSpec(**{**spec.__dict__, "input_tokens": max(spec.input_tokens - overhead, 1)})
+        source = prompts.PromptSource(adjusted, words)
+        source.spec = adjusted
+        return source
+
+    async def run_level(self, session: aiohttp.ClientSession, source: prompts.PromptSource,
+                        plan: LevelPlan) -> dict[str, Any]:
+        records: list[RequestRecord] = []
+
+        async def one(index: int, phase: str, scheduled: float | None = None) -> None:
+            record = RequestRecord(level=plan.index, concurrency=plan.concurrency, index=index, phase=phase,
+                                   t_scheduled=scheduled)
+            await send(session, self.opts, source.next(), record, self.clock)
+            records.append(record)
+            if self.on_record is not None:
+                self.on_record(record)
+
+        t_start = time.time()
+        if self.on_level:
+            self.on_level(plan, "start", t_start)
+        shape = self.load.shape
+        if shape == "burst":
+            if self.load.warmup:
+                await asyncio.gather(*(one(i, "warmup") for i in range(self.load.warmup)))
+            await asyncio.gather(*(one(self.load.warmup + i, "measure") for i in range(plan.concurrency)))
+        elif shape == "closed":
+            await self._closed(one, plan)
+        else:
+            await self._open(one, plan)
+        t_end = time.time()
+        if self.on_level:
+            self.on_level(plan, "end", t_end)
+        result = metrics.level_metrics(records, concurrency=plan.concurrency, level_index=plan.index, slo=self.slo,
+                                       rate=plan.rate)
+        result["shape"] = shape
+        result["t_start"], result["t_end"] = t_start, t_end
+        result["warmup_requests"] = sum(1 for r in records if r.phase == "warmup")
+        for r in records:  # token arrival arrays are only needed for the level's figures
+            r.chunk_times = r.chunk_times[:0]
+            r.chunk_tokens = r.chunk_tokens[:0]
+        return result
+
+    async def _closed(self, one: Callable[..., Awaitable[None]], plan: LevelPlan) -> None:
+        warmup = self.load.warmup
+        total = (self.load.requests or 0) + warmup
+        counter = {"next": 0}
+        deadline = {"t": None}
+
+        async def worker() -> None:
+            while True:
+                i = counter["next"]
+                if self.load.requests is not None and i >= total:
+                    return
+                if deadline["t"] is not None and time.perf_counter() >= deadline["t"]:
+                    return
+                counter["next"] += 1
+                phase = "warmup" if i < warmup else "measure"
+                if phase == "measure" and deadline["t"] is None and self.load.duration:
+                    deadline["t"] = time.perf_counter() + self.load.duration
+                await one(i, phase)
+
+        await asyncio.gather(*(worker() for _ in range(plan.concurrency)))
+
+    async def _open(self, one: Callable[..., Awaitable[None]], plan: LevelPlan) -> None:
+        rate = plan.rate or 1.0
+        n = self.load.requests or (int(round(rate * self.load.duration)) if self.load.duration else 0)
+        if n <= 0:
+            raise LlmopsError("open-loop load (--rate) needs --requests N or --duration S")
+        warmup = self.load.warmup
+        times = arrival_times(n + warmup, rate, self.load.burstiness, self.load.seed + plan.index)
+        cap = asyncio.Semaphore(plan.concurrency) if plan.concurrency else None
+        start = time.perf_counter() + 0.01
+
+        async def scheduled(i: int, offset: float) -> None:
+            delay = start + offset - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            t_sched = self.clock.now()
+            phase = "warmup" if i < warmup else "measure"
+            if cap is None:
+                await one(i, phase, t_sched)
+            else:
+                async with cap:
+                    await one(i, phase, t_sched)
+
+        await asyncio.gather(*(scheduled(i, t) for i, t in enumerate(times)))
+
+
+def arrival_times(n: int, rate: float, burstiness: float, seed: int) -> list[float]:
+    """Offsets (s) of n arrivals: gamma(shape=k, scale=1/(rate*k)) gaps; k=1 is Poisson."""
+    rng = random.Random(seed)
+    t = 0.0
+    out = []
+    for _ in range(n):
+        out.append(t)
+        t += rng.gammavariate(burstiness, 1.0 / (rate * burstiness))
+    return out
+
+
+class Tokenizer:
+    """The server's /tokenize, in llama.cpp's or vLLM's dialect, whichever answers."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, opts: RequestOptions):
+        self.session = session
+        self.url = base_url.rstrip("/") + "/tokenize"
+        self.opts = opts
+        self.style: str | None = None
+
+    async def tokenize(self, text: str) -> list[int] | None:
+        styles = [self.style] if self.style else ["llama.cpp", "vllm"]
+        for style in styles:
+            body = {"content": text} if style == "llama.cpp" else {"model": self.opts.model, "prompt": text,
+                                                                    "add_special_tokens": False}
+            headers = {"Authorization": f"Bearer {self.opts.api_key}"} if self.opts.api_key else {}
+            try:
+                async with self.session.post(self.url, data=json.dumps(body), headers={
+                        "Content-Type": "application/json", **headers}) as resp:
+                    if resp.status != 200:
+                        continue
+                    doc = await resp.json(content_type=None)
+            except (aiohttp.ClientError, ValueError, asyncio.TimeoutError):
+                continue
+            tokens = doc.get("tokens") if isinstance(doc, dict) else None
+            if isinstance(tokens, list):
+                self.style = style
+                return [t if isinstance(t, int) else t.get("id", 0) for t in tokens]
+        return None
+
+    async def single_token_words(self) -> list[str] | None:
+        base = await self.tokenize("a")
+        if base is None:
+            return None
+        lengths = await asyncio.gather(*(self.tokenize("a " + w) for w in prompts.WORDS))
+        chosen = [w for w, ids in zip(prompts.WORDS, lengths) if ids is not None and len(ids) - len(base) == 1]
+        if len(chosen) < 50:
+            return None
+        sample = chosen[:200]
+        ids = await self.tokenize("a " + " ".join(sample))
+        if ids is None or len(ids) - len(base) != len(sample):
+            return None
+        return chosen

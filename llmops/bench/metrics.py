@@ -1,0 +1,241 @@
+"""Per-level metrics from request records: pure functions, defined in docs/metrics.md.
+
+The seven llmapibenchmark columns keep that tool's meaning (so tables stay comparable);
+everything else is ours: percentiles, per-token ITL, steady-state throughput, goodput,
+errors grouped by kind.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmops.bench.client import RequestRecord
+
+PERCENTILES = (50, 90, 99)
+
+
+def percentile(sorted_values: Sequence[float], p: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default method)."""
+    n = len(sorted_values)
+    if n == 0:
+        return None
+    if n == 1:
+        return float(sorted_values[0])
+    rank = (p / 100.0) * (n - 1)
+    lo = math.floor(rank)
+    hi = min(lo + 1, n - 1)
+    frac = rank - lo
+    return float(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * frac)
+
+
+def summary(values: Iterable[float], scale: float = 1.0) -> dict[str, float | None]:
+    data = sorted(v * scale for v in values)
+    if not data:
+        return {"mean": None, "p50": None, "p90": None, "p99": None, "max": None, "min": None}
+    out: dict[str, float | None] = {"mean": sum(data) / len(data), "min": data[0], "max": data[-1]}
+    for p in PERCENTILES:
+        out[f"p{p}"] = percentile(data, p)
+    return out
+
+
+@dataclass
+class Slo:
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    itl_ms: float | None = None
+    e2e_ms: float | None = None
+
+    def any(self) -> bool:
+        return any(v is not None for v in (self.ttft_ms, self.tpot_ms, self.itl_ms, self.e2e_ms))
+
+    def met(self, r: RequestRecord, itl_max_ms: float | None) -> bool:
+        if not r.ok:
+            return False
+        checks = [(self.ttft_ms, r.ttft), (self.tpot_ms, r.tpot), (self.e2e_ms, r.e2e)]
+        for limit, value in checks:
+            if limit is not None and (value is None or value * 1000.0 > limit):
+                return False
+        if self.itl_ms is not None and (itl_max_ms is None or itl_max_ms > self.itl_ms):
+            return False
+        return True
+
+
+@dataclass
+class TokenTimeline:
+    """Token arrivals of one level on a coarse time grid, for steady-state throughput."""
+
+    t0: float
+    bucket_s: float = 0.01
+    counts: array = field(default_factory=lambda: array("I"))
+
+    def add(self, t: float, n: int) -> None:
+        i = int((t - self.t0) / self.bucket_s)
+        if i < 0:
+            i = 0
+        if i >= len(self.counts):
+            self.counts.extend([0] * (i + 1 - len(self.counts)))
+        self.counts[i] += n
+
+
+def itl_samples(r: RequestRecord) -> list[float]:
+    """Per-token inter-token latencies of one request: each chunk gap shared by the tokens it brought."""
+    out: list[float] = []
+    times, tokens = r.chunk_times, r.chunk_tokens
+    if not times:
+        return out
+    out.extend([0.0] * max(int(tokens[0]) - 1, 0))  # tokens bundled with the first one
+    prev = times[0]
+    pending = 0.0
+    for t, k in zip(times[1:], tokens[1:]):
+        gap = t - prev + pending
+        prev = t
+        if k <= 0:  # a chunk that brought no new token: its time joins the next gap
+            pending = gap
+            continue
+        pending = 0.0
+        share = gap / k
+        out.extend([share] * int(k))
+    return out
+
+
+def level_metrics(records: list[RequestRecord], *, concurrency: int, level_index: int, slo: Slo | None = None,
+                  rate: float | None = None) -> dict[str, Any]:
+    """All figures for one level from its measured (non-warmup) requests."""
+    measured = [r for r in records if r.phase == "measure"]
+    ok = [r for r in measured if r.ok]
+    failed = [r for r in measured if not r.ok]
+    n = len(measured)
+    t_start = min((r.t_send for r in measured), default=0.0)
+    t_stop = max((r.t_end or r.t_send for r in measured), default=0.0)
+    total_s = max(t_stop - t_start, 0.0)
+    completion = sum(r.completion_tokens or 0 for r in ok)
+    prompt = sum(r.prompt_tokens or 0 for r in ok)
+    ttfts = [r.ttft for r in ok if r.ttft is not None]
+    ttft_max = max(ttfts) if ttfts else None
+    itls: list[float] = []
+    itl_max_per_req: dict[int, float] = {}
+    for r in ok:
+        samples = itl_samples(r)
+        itls.extend(samples)
+        itl_max_per_req[id(r)] = max(samples) * 1000.0 if samples else None  # type: ignore[assignment]
+
+    level: dict[str, Any] = {
+        "level": level_index,
+        "concurrency": concurrency,
+        "requests": n,
+        "succeeded": len(ok),
+        "failed": len(failed),
+        "success_rate": (len(ok) / n) if n else 0.0,
+        "gen_tps": completion / total_s if total_s > 0 else 0.0,
+        "prompt_tps": prompt / ttft_max if ttft_max else 0.0,
+        "ttft_min_s": min(ttfts) if ttfts else None,
+        "ttft_max_s": ttft_max,
+        "total_s": total_s,
+        "completion_tokens": completion,
+        "prompt_tokens": prompt,
+        "request_throughput": len(ok) / total_s if total_s > 0 else 0.0,
+        "steady_gen_tps": steady_gen_tps(ok, concurrency),
+    }
+    if rate is not None:
+        level["rate"] = rate
+    for name, values, scale, unit in (
+        ("ttft", ttfts, 1.0, "s"),
+        ("ttfc", [r.ttfc for r in ok if r.ttfc is not None], 1.0, "s"),
+        ("tpot", [r.tpot for r in ok if r.tpot is not None], 1000.0, "ms"),
+        ("itl", itls, 1000.0, "ms"),
+        ("e2e", [r.e2e for r in ok if r.e2e is not None], 1.0, "s"),
+        ("queue", [r.queue_s for r in measured if r.queue_s is not None], 1.0, "s"),
+    ):
+        stats = summary(values, scale)
+        if name == "queue" and not values:
+            continue
+        for key, value in stats.items():
+            level[f"{name}_{key}_{unit}"] = value
+    prefill = [(r.prompt_tokens or 0) / r.ttft for r in ok if r.ttft and r.prompt_tokens]
+    level["prefill_tps_p50"] = percentile(sorted(prefill), 50)
+    level["full_length"] = sum(1 for r in ok if r.completion_tokens is not None and r.completion_tokens >= r.max_tokens)
+    level["reasoning_tokens"] = sum(r.reasoning_tokens or 0 for r in ok)
+    level["tokens_source"] = _sources(ok)
+    level["prompt_tokens_mean"] = (prompt / len(ok)) if ok else None
+    if slo is not None and slo.any():
+        good = sum(1 for r in measured if slo.met(r, itl_max_per_req.get(id(r))))
+        level["goodput_rps"] = good / total_s if total_s > 0 else 0.0
+        level["goodput_requests"] = good
+    level["errors"] = error_groups(failed)
+    return level
+
+
+def _sources(records: list[RequestRecord]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in records:
+        key = r.tokens_source or "none"
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def error_groups(failed: list[RequestRecord]) -> list[dict[str, Any]]:
+    """Failures by kind: how many, when they happened, and one full example each."""
+    groups: dict[str, dict[str, Any]] = {}
+    for r in failed:
+        key = r.error_kind or "unknown"
+        g = groups.setdefault(key, {"kind": key, "count": 0, "example": r.error, "status": r.status,
+                                    "after_s": []})
+        g["count"] += 1
+        if r.t_end is not None:
+            g["after_s"].append(r.t_end - r.t_send)
+    out = []
+    for g in groups.values():
+        times = sorted(g.pop("after_s"))
+        g["after_s_min"] = times[0] if times else None
+        g["after_s_max"] = times[-1] if times else None
+        out.append(g)
+    return sorted(out, key=lambda g: -g["count"])
+
+
+def steady_gen_tps(ok: list[RequestRecord], concurrency: int) -> float | None:
+    """Tokens/s while the most streams of the level were producing at once.
+
+    With a server that admits all c requests that is the window where all c streams are
+    active; with fewer slots than c, it is the window where every slot was busy.
+    """
+    if not ok:
+        return None
+    intervals = [(r.t_first_token, r.t_last_token) for r in ok if r.t_first_token is not None and r.t_last_token]
+    if not intervals:
+        return None
+    events: list[tuple[float, int]] = []
+    for a, b in intervals:
+        events.append((a, 1))
+        events.append((b, -1))
+    events.sort(key=lambda e: (e[0], -e[1]))
+    active, target = 0, 0
+    for _, delta in events:
+        active += delta
+        target = max(target, active)
+    target = min(target, concurrency)
+    windows: list[tuple[float, float]] = []
+    active = 0
+    start = None
+    for t, delta in events:
+        active += delta
+        if active >= target and start is None:
+            start = t
+        elif active < target and start is not None:
+            if t > start:
+                windows.append((start, t))
+            start = None
+    duration = sum(b - a for a, b in windows)
+    if duration <= 0:
+        return None
+    tokens = 0
+    for r in ok:
+        for t, k in zip(r.chunk_times, r.chunk_tokens):
+            for a, b in windows:
+                if a < t <= b:
+                    tokens += k
+                    break
+    return tokens / duration

@@ -1,0 +1,428 @@
+"""Execute a plan: hosts in parallel (up to `forks`), variants on one host one after another.
+
+Per host: connect, copy the agent, gather facts, provision (idempotent: ok / changed), then
+for each cell: start the server, wait until ready, snapshot idle memory, run the benchmark
+while the agent samples memory in the background, stop the server and verify nothing is
+left. Every outcome is written to the run directory as soon as it is known, so an
+interrupted run keeps everything it measured. A failing cell never stops the next one; an
+unreachable host never stops the other hosts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmops.bench import metrics as bench_metrics
+from llmops.bench.client import RequestOptions, RequestRecord
+from llmops.bench.engine import Bench, LevelPlan, LoadSpec
+from llmops.bench.prompts import PromptSpec
+from llmops.errors import ConnectError, ExecutionError, LlmopsError, ServerFailed
+from llmops.execute.agent import Agent
+from llmops.execute.console import Console
+from llmops.execute.provision import provision
+from llmops.execute.runner import Runner, connect
+from llmops.execute.server import Server, scrub
+from llmops.plan.model import Cell, Plan
+from llmops.plan.planner import all_steps
+from llmops.plugins.api import Backend
+from llmops.record.rundir import RunDir, pending_cell, safe_name, write_json
+from llmops.telemetry import procmem
+
+
+class Interrupted(LlmopsError):
+    """The user asked us to stop (Ctrl-C / SIGTERM)."""
+
+
+@dataclass
+class HostRecap:
+    host: str
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    unreachable: bool = False
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "changed": self.changed, "unreachable": int(self.unreachable), "failed": self.failed,
+                "skipped": self.skipped, "error": self.error}
+
+
+@dataclass
+class ExecOptions:
+    forks: int = 5
+    provision_only: bool = False
+
+
+@dataclass
+class Executor:
+    plan: Plan
+    rundir: RunDir | None  # None only with provision_only
+    console: Console
+    backends: dict[str, Backend]
+    options: ExecOptions = field(default_factory=ExecOptions)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    skip_cells: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.active: dict[str, tuple[Server, Runner]] = {}
+        self._active_lock = threading.Lock()
+        self._loops: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = {}
+
+    # --- all hosts ----------------------------------------------------------------------------
+
+    def run(self) -> dict[str, HostRecap]:
+        by_host = self.plan.by_host()
+        recaps = {h.name: HostRecap(h.name) for h in self.plan.hosts}
+        workers = max(1, min(self.options.forks, len(self.plan.hosts) or 1))
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llmops-host")
+        futures = {pool.submit(self._host, host, by_host.get(host.name, []), recaps[host.name]): host.name
+                   for host in self.plan.hosts}
+        try:
+            pending = set(futures)
+            while pending:
+                done, pending = concurrent.futures.wait(pending, timeout=0.2)
+                for fut in done:
+                    exc = fut.exception()
+                    if exc is not None and not isinstance(exc, Interrupted):
+                        name = futures[fut]
+                        recaps[name].failed += 1
+                        recaps[name].error = f"internal error: {type(exc).__name__}: {exc}"
+                        self.console.event(name, "failed", recaps[name].error)
+        except KeyboardInterrupt:
+            self.interrupt()
+            self.console.line("\nllmops: interrupted; stopping every server this run started (Ctrl-C again to "
+                              "force exit)...")
+            try:
+                concurrent.futures.wait(futures, timeout=None)
+            except KeyboardInterrupt:
+                self.console.line("llmops: forced exit. These servers may still be running:")
+                for cell_id, (server, _) in list(self.active.items()):
+                    self.console.line(f"  {cell_id}: pid {server.pid} (log {server.log_path})")
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown(wait=True)
+            raise Interrupted("interrupted") from None
+        pool.shutdown(wait=True)
+        if self.cancel.is_set():
+            raise Interrupted("interrupted")
+        return recaps
+
+    def interrupt(self) -> None:
+        self.cancel.set()
+        for loop, task in list(self._loops.values()):
+            loop.call_soon_threadsafe(task.cancel)
+
+    def check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise Interrupted("interrupted")
+
+    # --- one host -----------------------------------------------------------------------------
+
+    def _host(self, host, cells: list[Cell], recap: HostRecap) -> None:
+        todo = [c for c in cells if c.id not in self.skip_cells]
+        recap.skipped += len(cells) - len(todo)
+        if not todo:
+            return
+        runner = connect(host)
+        try:
+            try:
+                agent = Agent(runner, todo[0].cache_dir, host.python)
+                agent.install()
+                facts = agent.call("facts", timeout=120)
+                facts["controller_clock_offset_s"] = agent.clock_offset
+                if self.rundir is not None:
+                    self.rundir.write_facts(host.name, facts)
+                self.console.event(host.name, "ok", f"connected ({host.describe()}), facts gathered")
+            except (ConnectError, ExecutionError) as exc:
+                recap.unreachable = True
+                recap.error = str(exc)
+                self.console.event(host.name, "unreachable", str(exc))
+                if self.rundir is not None:
+                    for cell in todo:
+                        self._record_failure(cell, f"host unreachable: {exc}", status="failed")
+                return
+            failed_steps = self._provision(runner, agent, host.name, todo, recap)
+            if self.options.provision_only:
+                recap.failed += len(failed_steps)
+                recap.ok += 1 if not failed_steps else 0
+                return
+            for cell in todo:
+                self.check_cancel()
+                broken = [s for s in cell.provision if s.id in failed_steps]
+                if broken:
+                    recap.failed += 1
+                    self._record_failure(cell, f"provisioning failed: {failed_steps[broken[0].id]}")
+                    continue
+                ok = self._cell(runner, agent, cell)
+                if ok:
+                    recap.ok += 1
+                else:
+                    recap.failed += 1
+        except Interrupted:
+            raise
+        except ConnectError as exc:
+            recap.unreachable = True
+            recap.error = str(exc)
+            self.console.event(host.name, "unreachable", str(exc))
+        finally:
+            runner.close()
+
+    def _provision(self, runner: Runner, agent: Agent, host_name: str, cells: list[Cell],
+                   recap: HostRecap) -> dict[str, str]:
+        failed: dict[str, str] = {}
+        outcomes = []
+        for step in all_steps(cells):
+            self.check_cancel()
+            outcome = provision(runner, agent, step, self.cancel,
+                                on_start=lambda s: self.console.event(host_name, "changed", f"running: {s.name} "
+                                                                      f"(log on host: {s.log})"))
+            outcomes.append(outcome)
+            status = outcome["status"]
+            if status == "failed":
+                failed[step.id] = outcome["error"]
+                self.console.event(host_name, "failed", f"{step.name}: {outcome['error']}")
+                if outcome.get("log_tail"):
+                    self.console.block(_indent(outcome["log_tail"]))
+            else:
+                if status == "changed":
+                    recap.changed += 1
+                self.console.event(host_name, status, f"{step.name} ({outcome['seconds']:.1f} s)")
+            if status == "interrupted":
+                raise Interrupted("interrupted")
+        if self.rundir is not None:
+            write_json(self.rundir.host_dir(host_name) / "provision.json", outcomes)
+        return failed
+
+    # --- one cell -----------------------------------------------------------------------------
+
+    def _record_failure(self, cell: Cell, error: str, status: str = "failed") -> None:
+        data = pending_cell(cell)
+        data.update({"status": status, "error": error})
+        self.rundir.update_cell(cell, data)
+
+    def _cell(self, runner: Runner, agent: Agent, cell: Cell) -> bool:
+        host = cell.host.name
+        plugin = self.backends.get(cell.kind)
+        result = pending_cell(cell)
+        result.update({"status": "running", "started_at": time.time()})
+        self.rundir.update_cell(cell, result)
+        cell_dir = self.rundir.cell_dir(cell)
+        remote_dir = f"{cell.cache_dir.rstrip('/')}/runs/{safe_name(self.rundir.run_id)}/{safe_name(cell.name)}"
+        server = Server(cell, runner, agent, remote_dir)
+        sampler: Sampler | None = None
+        bench_window: tuple[float, float] | None = None
+        idle: procmem.TreeSample | None = None
+        levels: list[dict[str, Any]] = []
+        self.console.event(host, "ok", f"[{cell.name}] starting {cell.kind} on port {cell.spec.port}")
+        self.console.verbose(1, host, f"$ {cell.display_command}")
+        try:
+            server.check_port()
+            server.start()
+            with self._active_lock:
+                self.active[cell.id] = (server, runner)
+            sampler = Sampler(agent, server, remote_dir, cell.benchmark.sample_interval)
+            sampler.start()
+            target = cell.spec.bind if cell.spec.bind not in ("0.0.0.0", "::", "") else "127.0.0.1"
+            with runner.forward(cell.spec.port, target) as local_port:
+                base = f"http://127.0.0.1:{local_port}"
+                ready_s = self._wait_ready(server, local_port, cell)
+                result["startup"] = {"ready_s": ready_s}
+                idle_procs = server.procs()
+                total, source = procmem.tree_bytes(idle_procs)
+                idle = procmem.TreeSample(t=time.time(), bytes=total, source=source, procs=idle_procs)
+                result["memory"] = {"source": source, "idle_bytes": total, "peak_bytes": total}
+                self.console.event(host, "ok", f"[{cell.name}] ready in {ready_s:.2f} s, "
+                                                f"{_mib(total)} ({source}) across {len(idle_procs)} process(es)")
+                self.rundir.update_cell(cell, result)
+                t_bench = time.time()
+                levels = self._bench(cell, plugin, base, result, cell_dir)
+                bench_window = (t_bench, time.time())
+            result["status"] = "ok"
+            result["error"] = None
+        except Interrupted:
+            result["status"] = "interrupted"
+            result["error"] = "interrupted by the user"
+            raise
+        except ServerFailed as exc:
+            result["status"] = "failed"
+            result["error"] = str(exc)
+            result["log_tail"] = exc.log_tail
+            self.console.event(host, "failed", f"[{cell.name}] {exc}")
+            if exc.log_tail:
+                self.console.block(_indent(exc.log_tail))
+        except (ExecutionError, ConnectError) as exc:
+            result["status"] = "failed"
+            result["error"] = str(exc)
+            self.console.event(host, "failed", f"[{cell.name}] {exc}")
+        finally:
+            self._finish_cell(cell, server, sampler, result, levels, idle, bench_window, cell_dir, plugin)
+        return result["status"] == "ok"
+
+    def _wait_ready(self, server: Server, local_port: int, cell: Cell) -> float:
+        # Readiness polling checks for cancellation through the alive() probe.
+        original = server.alive
+
+        def alive_or_cancel() -> bool:
+            self.check_cancel()
+            return original()
+
+        server.alive = alive_or_cancel  # type: ignore[method-assign]
+        try:
+            return server.wait_ready("127.0.0.1", local_port, cell.spec.ready_timeout)
+        finally:
+            server.alive = original  # type: ignore[method-assign]
+
+    def _bench(self, cell: Cell, plugin: Backend | None, base: str, result: dict[str, Any],
+               cell_dir: Path) -> list[dict[str, Any]]:
+        spec = cell.benchmark
+        api_key = plugin.api_key(cell.spec) if plugin else None
+        synthetic = spec.input_tokens is not None or spec.prompt_file is not None
+        opts = RequestOptions(url=base + "/v1/chat/completions", model=cell.spec.model_name, api_key=api_key,
+                              ignore_eos=spec.ignore_eos if spec.ignore_eos is not None else True,
+                              temperature=spec.temperature, seed=spec.seed, timeout=spec.timeout)
+        load = LoadSpec(concurrency=list(spec.concurrency), requests=spec.requests, duration=spec.duration,
+                        warmup=spec.warmup, rate=[spec.rate] if spec.rate else None, burstiness=spec.burstiness,
+                        seed=spec.seed or 0)
+        prompt = PromptSpec(text=None if synthetic else spec.prompt, input_tokens=spec.input_tokens,
+                            file=spec.prompt_file, max_tokens=spec.max_tokens, unique=spec.unique_prompts,
+                            shared_prefix_tokens=spec.shared_prefix_tokens, seed=spec.seed or 0)
+        slo = bench_metrics.Slo(**spec.slo.model_dump()) if spec.slo else None
+        requests_path = cell_dir / "requests.jsonl"
+        levels: list[dict[str, Any]] = []
+        host = cell.host.name
+
+        def on_record(record: RequestRecord) -> None:
+            data = record.to_json()
+            if data.get("error") and cell.secrets:
+                data["error"] = scrub(data["error"], cell.secrets)
+            self.rundir.append_jsonl(requests_path, data)
+
+        def on_level(plan: LevelPlan, event: str, t: float) -> None:
+            if event == "start":
+                self.console.event(host, "ok", f"[{cell.name}] benchmark {plan.label} ...")
+
+        bench = Bench(base_url=base, opts=opts, load=load, prompt_spec=prompt, slo=slo, on_record=on_record,
+                      on_level=on_level)
+
+        def on_level_result(level: dict[str, Any]) -> None:
+            if bench.calibration:
+                result["prompt_calibration"] = dict(bench.calibration)
+            levels.append(level)
+            result["levels"] = list(levels)
+            self.rundir.update_cell(cell, result)
+            label = f"rate {level['rate']:g}/s" if level.get("rate") is not None else f"c={level['concurrency']}"
+            self.console.event(host, "ok" if level["failed"] == 0 else "failed",
+                               f"[{cell.name}] {label}: {level['succeeded']}/{level['requests']} ok, "
+                               f"gen {level['gen_tps']:.1f} tok/s, TTFT max {_fmt(level['ttft_max_s'])} s, "
+                               f"{level['total_s']:.2f} s")
+
+        loop = asyncio.new_event_loop()
+        task = loop.create_task(bench.run(on_level_result))
+        key = threading.get_ident()
+        self._loops[key] = (loop, task)
+        try:
+            loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            raise Interrupted("interrupted during the benchmark") from None
+        finally:
+            self._loops.pop(key, None)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+        return levels
+
+    def _finish_cell(self, cell: Cell, server: Server, sampler: "Sampler | None", result: dict[str, Any],
+                     levels: list[dict[str, Any]], idle: procmem.TreeSample | None,
+                     bench_window: tuple[float, float] | None, cell_dir: Path, plugin: Backend | None) -> None:
+        """Always runs: stop the server, check it is gone, bring logs and samples home, record."""
+        host = cell.host.name
+        try:
+            if server.pid is not None:
+                try:
+                    report = server.stop()
+                    result["stop"] = report.to_json()
+                    if report.survivors:
+                        names = ", ".join(f"{s['pid']} ({s['comm']})" for s in report.survivors)
+                        warning = f"processes survived the stop: {names}"
+                        result["stop"]["warning"] = warning
+                        self.console.event(host, "failed", f"[{cell.name}] WARNING: {warning}")
+                        if result["status"] == "ok":
+                            result["status"] = "failed"
+                            result["error"] = warning
+                    else:
+                        self.console.event(host, "ok", f"[{cell.name}] stopped in {report.seconds:.2f} s"
+                                                        f"{' (SIGKILL needed)' if report.forced else ''}")
+                except (ExecutionError, ConnectError) as exc:
+                    result["stop"] = {"stopped": False, "error": str(exc)}
+                    self.console.event(host, "failed", f"[{cell.name}] could not confirm the stop: {exc}")
+            samples: list[procmem.TreeSample] = []
+            if sampler is not None:
+                try:
+                    samples = sampler.finish(cell_dir / "memory.jsonl")
+                except (ExecutionError, ConnectError) as exc:
+                    result.setdefault("warnings", []).append(f"memory samples lost: {exc}")
+            if idle is not None or samples:
+                memory = procmem.summarize(samples, idle, levels, bench_window)
+                memory["samples_file"] = "memory.jsonl"
+                result["memory"] = memory
+            if server.pid is not None:
+                try:
+                    if server.fetch_log(cell_dir / "server.log"):
+                        result["log"] = self.rundir.relative(cell_dir / "server.log")
+                        if plugin is not None:
+                            phases = plugin.startup_phases((cell_dir / "server.log").read_text(errors="replace"))
+                            if phases:
+                                result.setdefault("startup", {})["phases"] = phases
+                except (ExecutionError, ConnectError, OSError) as exc:
+                    result.setdefault("warnings", []).append(f"server log not copied: {exc}")
+        finally:
+            with self._active_lock:
+                self.active.pop(cell.id, None)
+            result["finished_at"] = time.time()
+            self.rundir.update_cell(cell, result)
+
+
+class Sampler:
+    """The agent's background memory sampler for one server."""
+
+    def __init__(self, agent: Agent, server: Server, remote_dir: str, interval: float):
+        self.agent = agent
+        self.server = server
+        self.remote_out = f"{remote_dir}/memory.jsonl"
+        self.interval = interval
+        self.pid: int | None = None
+
+    def start(self) -> None:
+        assert self.server.pid is not None
+        inner = self.agent.command("sample", str(self.server.pid), "--out", self.remote_out,
+                                   "--interval", str(self.interval))
+        doc = self.agent.call("start", "--log", self.remote_out + ".log", "--command", inner, timeout=60,
+                              check=False)
+        if doc.get("ok"):
+            self.pid = int(doc["pid"])
+
+    def finish(self, local: Path) -> list[procmem.TreeSample]:
+        if self.pid is not None:
+            self.agent.call("stop", str(self.pid), "--timeout", "5", timeout=60, check=False)
+        if not self.agent.runner.get(self.remote_out, local):
+            return []
+        with open(local, encoding="utf-8", errors="replace") as f:
+            return procmem.read_samples(f, self.agent.clock_offset)
+
+
+def _indent(text: str, prefix: str = "    | ") -> str:
+    return "\n".join(prefix + line for line in text.splitlines())
+
+
+def _mib(n: int | None) -> str:
+    return "?" if n is None else f"{n / 1048576:.1f} MiB"
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"

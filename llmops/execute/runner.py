@@ -1,0 +1,224 @@
+"""One run API over local and SSH hosts, returning one result type.
+
+`connect(host)` gives a Runner; `runner.run(cmd)` runs a POSIX shell command line on that
+host and returns a CommandResult (never raises for a non-zero exit; raises ConnectError when
+the host cannot be reached). SSH goes through Fabric; host keys are checked against
+~/.ssh/known_hosts (and the inventory's `known_hosts`) unless the inventory turns checking off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shlex
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from llmops.errors import ConnectError
+from llmops.load.inventory import Host
+
+
+@dataclass
+class CommandResult:
+    command: str
+    exit_code: int | None  # None: killed by our timeout
+    stdout: str
+    stderr: str
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    @property
+    def timed_out(self) -> bool:
+        return self.exit_code is None
+
+    def brief(self, limit: int = 600) -> str:
+        text = (self.stderr.strip() or self.stdout.strip())
+        return text[-limit:]
+
+
+class Runner(Protocol):
+    host: Host
+
+    def run(self, command: str, *, timeout: float | None = None, stdin: str | bytes | None = None) -> CommandResult: ...
+
+    def get(self, remote_path: str, local_path: Path) -> bool: ...
+
+    def forward(self, remote_port: int, remote_host: str = "127.0.0.1") -> contextlib.AbstractContextManager[int]: ...
+
+    def close(self) -> None: ...
+
+
+def connect(host: Host) -> Runner:
+    return LocalRunner(host) if host.is_local else SshRunner(host)
+
+
+class LocalRunner:
+    """Runs on this machine with /bin/sh; the same contract as SshRunner."""
+
+    def __init__(self, host: Host):
+        self.host = host
+
+    def run(self, command: str, *, timeout: float | None = None, stdin: str | bytes | None = None) -> CommandResult:
+        t0 = time.monotonic()
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            out, err = proc.communicate(data, timeout=timeout)
+            code: int | None = proc.returncode
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, 9)
+            out, err = proc.communicate()
+            code = None
+        except BaseException:
+            # Ctrl-C while a command runs: do not leave its process group behind.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, 9)
+            proc.wait()
+            raise
+        return CommandResult(command, code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
+                             time.monotonic() - t0)
+
+    def get(self, remote_path: str, local_path: Path) -> bool:
+        src = Path(os.path.expanduser(remote_path))
+        if not src.is_file():
+            return False
+        local_path.parent.mkdir(parents=True, exist_ok=True)
+        local_path.write_bytes(src.read_bytes())
+        return True
+
+    @contextlib.contextmanager
+    def forward(self, remote_port: int, remote_host: str = "127.0.0.1") -> Iterator[int]:
+        yield remote_port
+
+    def close(self) -> None:
+        pass
+
+
+class SshRunner:
+    """Fabric Connection with strict host-key checking by default; commands run under `sh -c`."""
+
+    def __init__(self, host: Host):
+        self.host = host
+        self._conn = None
+        self._lock = threading.Lock()
+
+    def _connection(self):
+        with self._lock:
+            if self._conn is not None and self._conn.is_connected:
+                return self._conn
+            import paramiko
+            from fabric import Config, Connection
+
+            host = self.host
+            connect_kwargs: dict[str, object] = {"allow_agent": True, "look_for_keys": host.key is None,
+                                                 "banner_timeout": host.connect_timeout,
+                                                 "auth_timeout": host.connect_timeout}
+            if host.key:
+                connect_kwargs["key_filename"] = [os.path.expanduser(host.key)]
+            config = Config(overrides={"load_ssh_configs": True})
+            conn = Connection(host=host.address, user=host.user, port=host.port, connect_kwargs=connect_kwargs,
+                              connect_timeout=host.connect_timeout, config=config)
+            client = conn.client
+            if host.host_key_checking:
+                client.load_system_host_keys()
+                if host.known_hosts:
+                    client.load_host_keys(os.path.expanduser(host.known_hosts))
+                client.set_missing_host_key_policy(paramiko.RejectPolicy())
+            else:
+                client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+            try:
+                conn.open()
+            except paramiko.BadHostKeyException as exc:
+                raise ConnectError(f"{host.name}: host key for {host.address} does not match known_hosts "
+                                   f"(possible man-in-the-middle): {exc}") from None
+            except paramiko.SSHException as exc:
+                if "not found in known_hosts" in str(exc):
+                    raise ConnectError(f"{host.name}: unknown host key for {host.address}:{host.port}; add it to "
+                                       "~/.ssh/known_hosts (ssh-keyscan) or set host_key_checking: false "
+                                       "in the inventory") from None
+                if isinstance(exc, paramiko.AuthenticationException):
+                    raise ConnectError(f"{host.name}: SSH authentication failed for "
+                                       f"{host.user or '(default user)'}@{host.address}:{host.port}: {exc}") from None
+                raise ConnectError(f"{host.name}: SSH error: {exc}") from None
+            except (socket.timeout, TimeoutError):
+                raise ConnectError(f"{host.name}: timed out connecting to {host.address}:{host.port}") from None
+            except OSError as exc:
+                raise ConnectError(f"{host.name}: cannot connect to {host.address}:{host.port}: "
+                                   f"{exc.strerror or exc}") from None
+            transport = client.get_transport()
+            if transport is not None:
+                transport.set_keepalive(15)
+            self._conn = conn
+            return conn
+
+    def run(self, command: str, *, timeout: float | None = None, stdin: str | bytes | None = None) -> CommandResult:
+        from invoke.exceptions import CommandTimedOut
+
+        conn = self._connection()
+        wrapped = "exec /bin/sh -c " + shlex.quote(command)
+        t0 = time.monotonic()
+        if stdin is None:
+            in_stream: object = False
+        else:
+            in_stream = io.StringIO(stdin if isinstance(stdin, str) else stdin.decode())
+        try:
+            result = conn.run(wrapped, hide=True, warn=True, timeout=timeout, in_stream=in_stream, pty=False)
+        except CommandTimedOut as exc:
+            r = exc.result
+            return CommandResult(command, None, r.stdout, r.stderr, time.monotonic() - t0)
+        except (OSError, EOFError) as exc:
+            self._conn = None
+            raise ConnectError(f"{self.host.name}: SSH connection lost: {exc}") from None
+        except Exception as exc:  # paramiko.SSHException and friends
+            if type(exc).__module__.startswith("paramiko"):
+                self._conn = None
+                raise ConnectError(f"{self.host.name}: SSH connection lost: {exc}") from None
+            raise
+        return CommandResult(command, result.exited, result.stdout, result.stderr, time.monotonic() - t0)
+
+    def get(self, remote_path: str, local_path: Path) -> bool:
+        conn = self._connection()
+        path = remote_path[2:] if remote_path.startswith("~/") else remote_path
+        local_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn.get(path, str(local_path))
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            if "No such file" in str(exc):
+                return False
+            raise ConnectError(f"{self.host.name}: copying {remote_path} failed: {exc}") from None
+        return True
+
+    @contextlib.contextmanager
+    def forward(self, remote_port: int, remote_host: str = "127.0.0.1") -> Iterator[int]:
+        conn = self._connection()
+        local_port = free_local_port()
+        with conn.forward_local(local_port, remote_port=remote_port, remote_host=remote_host,
+                                local_host="127.0.0.1"):
+            yield local_port
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    self._conn.close()
+                self._conn = None
+
+
+def free_local_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,214 @@
+"""One server's life on a host: start detached, wait until ready, stop without leftovers.
+
+Start: the agent forks a new session (setsid) with stdin from /dev/null and output to a log
+file on the host, then returns its PID; nothing hangs an SSH channel. Readiness: tenacity
+polls GET {health_path} quickly at first, then less often; 200 means ready, connection
+refused or 503 mean "still starting" while the process lives; if it exits we fail at once
+with the tail of its log. Stop: SIGTERM to the process group, wait, SIGKILL, then verify that
+no process of that session (or its descendants, even reparented ones) is left.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay
+
+from llmops.errors import ExecutionError, ServerFailed
+from llmops.execute.agent import Agent, q
+from llmops.execute.runner import Runner
+from llmops.plan.model import Cell
+
+
+class NotReady(Exception):
+    """The server answered, or did not, in a way that means it is still starting."""
+
+
+class Exited(Exception):
+    pass
+
+
+def poll_interval(state: RetryCallState) -> float:
+    """Fast while servers usually come up (llama.cpp: well under a second), slower later."""
+    elapsed = state.seconds_since_start or 0.0
+    if elapsed < 2.0:
+        return 0.02
+    if elapsed < 20.0:
+        return 0.2
+    return 1.0
+
+
+@dataclass
+class StopReport:
+    stopped: bool
+    forced: bool
+    seconds: float
+    survivors: list[dict[str, Any]] = field(default_factory=list)
+    already_gone: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stopped": self.stopped, "forced": self.forced, "seconds": self.seconds,
+                "survivors": self.survivors, "already_gone": self.already_gone}
+
+
+class Server:
+    def __init__(self, cell: Cell, runner: Runner, agent: Agent, remote_dir: str):
+        self.cell = cell
+        self.runner = runner
+        self.agent = agent
+        self.remote_dir = remote_dir
+        self.log_path = f"{remote_dir}/server.log"
+        self.pid: int | None = None
+        self.t_spawn: float | None = None  # controller clock
+        self.known_pids: set[int] = set()
+
+    # --- start -------------------------------------------------------------------------------
+
+    def check_port(self) -> None:
+        doc = self.agent.call("port", str(self.cell.spec.port))
+        if doc.get("in_use"):
+            raise ServerFailed(f"port {self.cell.spec.port} on {self.cell.host.name} is already in use by another "
+                               "process; stop it or choose another port")
+
+    def start(self) -> None:
+        env_file = None
+        if self.cell.env:
+            env_file = f"{self.remote_dir}/env.json"
+            # 0600 and deleted by the agent right after the spawn: the env may hold secrets.
+            write = self.runner.run(f"mkdir -p {q(self.remote_dir)} && umask 077 && cat > {q(env_file)}",
+                                    stdin=json.dumps({k: str(v) for k, v in self.cell.env.items()}), timeout=60)
+            if not write.ok:
+                raise ServerFailed(f"could not write the environment file on {self.cell.host.name}: {write.brief()}")
+        args = ["start", "--log", self.log_path, "--command", self.cell.command]
+        if env_file:
+            args[1:1] = ["--env-file", env_file]
+        mk = self.runner.run(f"mkdir -p {q(self.remote_dir)}", timeout=60)
+        if not mk.ok:
+            raise ServerFailed(f"cannot create {self.remote_dir} on {self.cell.host.name}: {mk.brief()}")
+        doc = self.agent.call(*args, timeout=60, check=False)
+        if not doc.get("ok"):
+            raise ServerFailed(f"could not start the server: {doc.get('error', doc)}", self.log_tail())
+        self.pid = int(doc["pid"])
+        self.t_spawn = self.agent.to_controller_time(float(doc["t_spawn"]))
+        self.known_pids.add(self.pid)
+
+    # --- readiness ---------------------------------------------------------------------------
+
+    def alive(self) -> bool:
+        if self.pid is None:
+            return False
+        return pid_alive(self.runner, self.pid)
+
+    def wait_ready(self, host: str, port: int, timeout: float) -> float:
+        """Block until GET health answers 200; return seconds from spawn to that answer."""
+        path = self.cell.health_path
+
+        def probe() -> None:
+            status = http_status(host, port, path, timeout=2.0)
+            if status == 200:
+                return
+            if not self.alive():
+                raise Exited(status)
+            raise NotReady(status)
+
+        retrying = Retrying(stop=stop_after_delay(timeout), wait=poll_interval,
+                            retry=retry_if_exception_type(NotReady), reraise=True)
+        try:
+            for attempt in retrying:
+                with attempt:
+                    probe()
+        except Exited:
+            raise ServerFailed(f"server exited before it was ready ({self.cell.spec.kind} {self.cell.name})",
+                               self.log_tail()) from None
+        except NotReady as exc:
+            raise ServerFailed(f"server not ready after {timeout:g} s (last answer: {exc.args[0]}); "
+                               "raise ready_timeout if the model needs longer", self.log_tail()) from None
+        assert self.t_spawn is not None
+        return max(time.time() - self.t_spawn, 0.0)
+
+    # --- stop --------------------------------------------------------------------------------
+
+    def stop(self, timeout: float | None = None) -> StopReport:
+        if self.pid is None:
+            return StopReport(stopped=True, forced=False, seconds=0.0, already_gone=True)
+        timeout = timeout or self.cell.spec.stop_timeout
+        args = ["stop", str(self.pid), "--timeout", str(timeout)]
+        if self.known_pids:
+            args += ["--known", *[str(p) for p in sorted(self.known_pids)]]
+        doc = self.agent.call(*args, timeout=timeout + 60, check=False)
+        if "stopped" not in doc:
+            raise ExecutionError(f"stopping {self.cell.name} on {self.cell.host.name} failed: {doc}")
+        return StopReport(stopped=bool(doc["stopped"]), forced=bool(doc.get("forced")),
+                          seconds=float(doc.get("seconds", 0.0)), survivors=list(doc.get("survivors", [])),
+                          already_gone=bool(doc.get("already_gone")))
+
+    # --- logs --------------------------------------------------------------------------------
+
+    def log_tail(self, lines: int = 30) -> str:
+        result = self.runner.run(f"tail -n {int(lines)} {q(self.log_path)} 2>/dev/null", timeout=30)
+        return scrub(result.stdout.rstrip(), self.cell.secrets)
+
+    def fetch_log(self, local: Path) -> bool:
+        ok = self.runner.get(self.log_path, local)
+        if ok and self.cell.secrets:
+            local.write_text(scrub(local.read_text(errors="replace"), self.cell.secrets))
+        return ok
+
+    def procs(self) -> list[dict[str, Any]]:
+        if self.pid is None:
+            return []
+        args = ["procs", str(self.pid)]
+        if self.known_pids:
+            args += ["--known", *[str(p) for p in sorted(self.known_pids)]]
+        doc = self.agent.call(*args, timeout=60)
+        procs = list(doc.get("procs", []))
+        self.known_pids |= {int(p["pid"]) for p in procs}
+        return procs
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def pid_alive(runner: Runner, pid: int) -> bool:
+    """Is the process there and not a zombie (a zombie is a server that has exited)."""
+    if runner.host.is_local:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            return False
+    else:
+        result = runner.run(f"cat /proc/{int(pid)}/stat 2>/dev/null", timeout=30)
+        if not result.ok:
+            return False
+        data = result.stdout.encode()
+    state = data[data.rfind(b")") + 2:data.rfind(b")") + 3]
+    return state not in (b"Z", b"X", b"")
+
+
+def http_status(host: str, port: int, path: str, timeout: float = 2.0) -> int | str:
+    """Status code of GET path, or a short word for what went wrong (refused, reset, timeout)."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    except ConnectionRefusedError:
+        return "connection refused"
+    except (ConnectionResetError, http.client.RemoteDisconnected, http.client.BadStatusLine):
+        return "connection closed"
+    except socket.timeout:
+        return "timeout"
+    except OSError as exc:
+        return f"{type(exc).__name__}"
+    finally:
+        conn.close()

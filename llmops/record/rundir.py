@@ -1,0 +1,200 @@
+"""The run directory: everything a run measured, written as it goes, never half-written.
+
+    runs/<run-id>/
+      meta.json            llmops version, command line, times, status (running|complete|interrupted)
+      playbook.yml         the playbook as loaded (a copy of the file)
+      inventory.yml        the inventory as loaded (a copy, or the default when none was given)
+      plan.json            every cell with its rendered command (secrets masked)
+      results.json         the contract other tools read: {"cells": [...]}
+      report.md            the tables shown in the terminal
+      facts/<host>.json    what the host is
+      cells/<host>/<name>/ command.txt, server.log, memory.jsonl, requests.jsonl, cell.json
+
+JSON files are written to a temporary name and renamed, so a crash leaves the previous
+complete version, never a torn one.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import shutil
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from llmops import __version__
+from llmops.plan.model import Cell, Plan
+
+RESULTS_VERSION = 1
+
+
+def new_run_id() -> str:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{os.getpid() % 10000:04d}"
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=,+-]", "_", text) or "_"
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomic write: temp file in the same folder, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=False, default=str)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class RunDir:
+    def __init__(self, path: Path, run_id: str | None = None):
+        self.path = Path(path)
+        self.run_id = run_id or self.path.name
+        self._lock = threading.Lock()
+        self._results: dict[str, Any] = {"version": RESULTS_VERSION, "run_id": self.run_id, "cells": []}
+        self._files: dict[str, Any] = {}
+
+    # --- setup -------------------------------------------------------------------------------
+
+    def create(self, plan: Plan, playbook_path: Path, inventory_path: str | None, argv: list[str]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(playbook_path, self.path / "playbook.yml")
+        if inventory_path and Path(inventory_path).is_file():
+            shutil.copyfile(inventory_path, self.path / "inventory.yml")
+        elif inventory_path and Path(inventory_path).is_dir():
+            shutil.copytree(inventory_path, self.path / "inventory", dirs_exist_ok=True)
+        else:
+            write_text(self.path / "inventory.yml", "# built-in default inventory\nhosts:\n  localhost:\n"
+                                                      "    connection: local\n")
+        write_json(self.path / "plan.json", plan.describe())
+        self.meta = {
+            "llmops_version": __version__,
+            "run_id": self.run_id,
+            "argv": argv,
+            "controller": socket.gethostname(),
+            "python": sys.version.split()[0],
+            "started": _now(),
+            "finished": None,
+            "status": "running",
+        }
+        write_json(self.path / "meta.json", self.meta)
+        self._results.update({"playbook": str(playbook_path), "inventory": plan.inventory_source,
+                              "started": self.meta["started"], "status": "running"})
+        for cell in plan.cells:
+            self._results["cells"].append(pending_cell(cell))
+            d = self.cell_dir(cell)
+            d.mkdir(parents=True, exist_ok=True)
+            write_text(d / "command.txt", _command_text(cell))
+        self._flush()
+
+    def load_existing(self) -> dict[str, Any]:
+        """Results of an earlier (interrupted) run in this folder, for --resume."""
+        path = self.path / "results.json"
+        data = json.loads(path.read_text())
+        self._results = data
+        meta_path = self.path / "meta.json"
+        self.meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        return data
+
+    # --- paths -------------------------------------------------------------------------------
+
+    def cell_dir(self, cell: Cell) -> Path:
+        return self.path / "cells" / safe_name(cell.host.name) / safe_name(cell.name)
+
+    def host_dir(self, host_name: str) -> Path:
+        return self.path / "hosts" / safe_name(host_name)
+
+    def relative(self, path: Path) -> str:
+        return str(path.relative_to(self.path))
+
+    # --- incremental writes ------------------------------------------------------------------
+
+    def update_cell(self, cell: Cell, data: dict[str, Any]) -> None:
+        with self._lock:
+            for i, existing in enumerate(self._results["cells"]):
+                if existing["host"] == cell.host.name and existing["name"] == cell.name:
+                    self._results["cells"][i] = data
+                    break
+            else:
+                self._results["cells"].append(data)
+            self._flush()
+        write_json(self.cell_dir(cell) / "cell.json", data)
+
+    def append_jsonl(self, path: Path, obj: dict[str, Any]) -> None:
+        with self._lock:
+            f = self._files.get(str(path))
+            if f is None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                f = open(path, "a", encoding="utf-8", buffering=1)
+                self._files[str(path)] = f
+            f.write(json.dumps(obj, default=str) + "\n")
+
+    def close_files(self) -> None:
+        with self._lock:
+            for f in self._files.values():
+                f.close()
+            self._files.clear()
+
+    def write_facts(self, host_name: str, facts: dict[str, Any]) -> None:
+        write_json(self.path / "facts" / f"{safe_name(host_name)}.json", facts)
+
+    def finish(self, status: str, extra: dict[str, Any] | None = None) -> None:
+        self.close_files()
+        with self._lock:
+            self._results["status"] = status
+            self._results["finished"] = _now()
+            if extra:
+                self._results.update(extra)
+            self._flush()
+        self.meta.update({"status": status, "finished": self._results["finished"]})
+        write_json(self.path / "meta.json", self.meta)
+
+    def results(self) -> dict[str, Any]:
+        with self._lock:
+            return json.loads(json.dumps(self._results, default=str))
+
+    def _flush(self) -> None:
+        write_json(self.path / "results.json", self._results)
+
+
+def pending_cell(cell: Cell) -> dict[str, Any]:
+    return {
+        "host": cell.host.name,
+        "backend": cell.spec.kind,
+        "name": cell.name,
+        "variant": cell.spec.variant,
+        "status": "pending",
+        "error": None,
+        "command": cell.display_command,
+        "env": cell.display_env,
+        "port": cell.spec.port,
+        "model": cell.spec.model,
+        "served_model": cell.spec.model_name,
+        "startup": {"ready_s": None},
+        "memory": {"source": None, "idle_bytes": None, "peak_bytes": None},
+        "levels": [],
+    }
+
+
+def _command_text(cell: Cell) -> str:
+    env = "".join(f"{k}={v} " for k, v in sorted(cell.display_env.items()))
+    return f"# {cell.id} ({cell.spec.kind}) from {cell.origin}\n{env}{cell.display_command}\n"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
