@@ -70,8 +70,10 @@ def is_alive(pid: int) -> bool:
     return st is not None and st[3] not in ("Z", "X")
 
 
-def members(root: int, known=()):
-    """PIDs that belong to the server started as `root`: same session, descendants, or known before."""
+def members(root: int, known=(), sid=None):
+    """PIDs of the server started as `root`: its descendants (even after they are reparented,
+    through `known`), and every process of its session `sid` except the session leader, which
+    is our log keeper and not part of the server."""
     table = {}
     for pid in all_pids():
         st = read_stat(pid)
@@ -86,14 +88,15 @@ def members(root: int, known=()):
         pid = stack.pop()
         if pid in found:
             continue
-        if pid in table:
+        if pid in table and pid != sid:
             found.add(pid)
         stack.extend(children.get(pid, []))
+    session = sid if sid is not None else root
     for pid, st in table.items():
-        if st[2] == root:
+        if st[2] == session and pid != sid:
             found.add(pid)
     for pid in known:
-        if pid in table:
+        if pid in table and pid != sid and table[pid][5] >= table.get(root, (0, 0, 0, "", "", 0))[5]:
             found.add(pid)
     return sorted(p for p in found if table[p][3] not in ("Z", "X")), table
 
@@ -129,8 +132,8 @@ def cmdline_of(pid: int) -> str:
         return ""
 
 
-def proc_snapshot(root: int, known=()):
-    pids, table = members(root, known)
+def proc_snapshot(root: int, known=(), sid=None):
+    pids, table = members(root, known, sid)
     procs = []
     for pid in pids:
         ppid, pgid, sid, state, comm, _ = table[pid]
@@ -148,40 +151,95 @@ def cmd_info(args) -> int:
     return 0
 
 
-def _spawn(argv, log, env, cwd=None):
-    """fork + setsid + exec, reporting exec failures back through a close-on-exec pipe."""
-    r, w = os.pipe()
-    os.set_inheritable(w, False)
+def _spawn(argv, log, env, cwd=None, stamp=True):
+    """Start argv detached; return (pid, sid, t_spawn, error).
+
+    A first child becomes a new session leader (setsid: no terminal, survives our exit and
+    the SSH channel). With `stamp`, it forks the program with stdout/stderr on a pipe and
+    stays behind as the log keeper: it copies the output to `log` and writes the arrival
+    time of every line to `log.t`, so startup phases can be timed from any backend's log.
+    It ignores SIGTERM so it can record the server's shutdown messages; it ends on EOF.
+    """
+    status_r, status_w = os.pipe()
     t_spawn = time.time()
-    pid = os.fork()
-    if pid == 0:  # child
+    leader = os.fork()
+    if leader == 0:
         try:
-            os.close(r)
+            os.close(status_r)
             os.setsid()
-            fd_in = os.open(os.devnull, os.O_RDONLY)
-            fd_out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            os.dup2(fd_in, 0)
-            os.dup2(fd_out, 1)
-            os.dup2(fd_out, 2)
-            os.closerange(3, w)
-            os.closerange(w + 1, 1024)
-            if cwd:
-                os.chdir(cwd)
-            os.execvpe(argv[0], argv, env)
+            # Let go of the caller's stdin/stdout/stderr: an SSH channel stays open while any
+            # process holds them, which is why a bare `cmd &` over SSH hangs.
+            fd_null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(fd_null, fd)
+            if not stamp:
+                fd_out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                os.dup2(fd_out, 1)
+                os.dup2(fd_out, 2)
+                os.write(status_w, ("%d\n" % os.getpid()).encode())
+                os.close(status_w)
+                os.closerange(3, 1024)
+                if cwd:
+                    os.chdir(cwd)
+                os.execvpe(argv[0], argv, env)
+            out_r, out_w = os.pipe()
+            child = os.fork()
+            if child == 0:
+                os.close(out_r)
+                os.dup2(out_w, 1)
+                os.dup2(out_w, 2)
+                os.close(status_w)
+                os.closerange(3, 1024)
+                if cwd:
+                    os.chdir(cwd)
+                try:
+                    os.execvpe(argv[0], argv, env)
+                except OSError as exc:
+                    os.write(2, ("llmops: cannot run %s: %s\n" % (argv[0], exc)).encode())
+                    os._exit(127)
+            os.close(out_w)
+            os.write(status_w, ("%d\n" % child).encode())
+            os.close(status_w)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            _keep_log(out_r, log)
+            os._exit(0)
         except BaseException as exc:  # noqa: BLE001
             try:
-                os.write(w, ("%s: %s" % (type(exc).__name__, exc)).encode())
+                os.write(status_w, ("error %s: %s\n" % (type(exc).__name__, exc)).encode())
             finally:
                 os._exit(127)
-    os.close(w)
-    failure = b""
+    os.close(status_w)
+    data = b""
     while True:
-        chunk = os.read(r, 4096)
+        chunk = os.read(status_r, 4096)
         if not chunk:
             break
-        failure += chunk
-    os.close(r)
-    return pid, t_spawn, failure.decode("utf-8", "replace")
+        data += chunk
+    os.close(status_r)
+    text = data.decode("utf-8", "replace").strip()
+    if not text or text.startswith("error"):
+        return None, None, t_spawn, text or "the launcher died"
+    # Without a log keeper the program itself leads its session: no leader to leave out.
+    return int(text.split()[0]), (leader if stamp else None), t_spawn, ""
+
+
+def _keep_log(fd: int, log: str) -> None:
+    """Copy the server's output to `log`; `log.t` gets the time each line ended."""
+    with open(log, "ab", buffering=0) as out, open(log + ".t", "a", buffering=1) as times:
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except InterruptedError:
+                continue
+            if not chunk:
+                break
+            now = time.time()
+            out.write(chunk)
+            n = chunk.count(b"\n")
+            if n:
+                times.write(("%.6f\n" % now) * n)
 
 
 def _load_env(path):
@@ -197,19 +255,19 @@ def cmd_start(args) -> int:
     env = _load_env(args.env_file)
     log_dir = os.path.dirname(os.path.abspath(args.log))
     os.makedirs(log_dir, exist_ok=True)
-    with open(args.log, "a") as f:
-        f.write("")
     shell_line = "exec " + args.command if args.exec_prefix else args.command
-    pid, t_spawn, failure = _spawn(["/bin/sh", "-c", shell_line], args.log, env, args.cwd)
+    pid, sid, t_spawn, failure = _spawn(["/bin/sh", "-c", shell_line], args.log, env, args.cwd,
+                                        stamp=args.stamp)
     if failure:
         emit({"ok": False, "error": failure})
         return 1
     if args.pidfile:
         tmp = args.pidfile + ".tmp"
         with open(tmp, "w") as f:
-            f.write("%d\n" % pid)
+            f.write("%d %d\n" % (pid, sid))
         os.replace(tmp, args.pidfile)
-    emit({"ok": True, "pid": pid, "t_spawn": t_spawn})
+    emit({"ok": True, "pid": pid, "sid": sid if sid is not None else pid, "keeper": sid is not None,
+          "t_spawn": t_spawn})
     return 0
 
 
@@ -220,7 +278,7 @@ def cmd_alive(args) -> int:
 
 
 def cmd_procs(args) -> int:
-    emit({"time": time.time(), "procs": proc_snapshot(args.pid, args.known or ())})
+    emit({"time": time.time(), "procs": proc_snapshot(args.pid, args.known or (), args.sid)})
     return 0
 
 
@@ -233,45 +291,63 @@ def _signal_all(pids, sig):
 
 
 def cmd_stop(args) -> int:
+    """SIGTERM the server's process group, wait up to --timeout, SIGKILL what is left, verify."""
     t0 = time.time()
-    known = list(args.known or ())
-    pids, _ = members(args.pid, known)
+    sid = args.sid
+    pids, _ = members(args.pid, args.known or (), sid)
     if not pids:
+        _reap_session(sid)
         emit({"stopped": True, "already_gone": True, "forced": False, "survivors": [], "seconds": 0.0})
         return 0
     snapshot = set(pids)  # children reparent to init when the leader dies; remember them now
+    group = sid if sid is not None else args.pid
     try:
-        os.killpg(args.pid, signal.SIGTERM)
+        os.killpg(group, signal.SIGTERM)  # the log keeper ignores it and records the shutdown
     except (ProcessLookupError, PermissionError):
         _signal_all([args.pid], signal.SIGTERM)
     deadline = t0 + args.timeout
     forced = False
     while True:
-        left, _ = members(args.pid, snapshot)
+        left, _ = members(args.pid, snapshot, sid)
         if not left:
             break
         if time.time() >= deadline:
             forced = True
+            _signal_all(left, signal.SIGKILL)
             try:
-                os.killpg(args.pid, signal.SIGKILL)
+                os.killpg(group, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-            _signal_all(left, signal.SIGKILL)
             kill_deadline = time.time() + 5.0
             while time.time() < kill_deadline:
-                left, _ = members(args.pid, snapshot)
+                left, _ = members(args.pid, snapshot, sid)
                 if not left:
                     break
                 time.sleep(0.05)
             break
         time.sleep(0.05)
+    _reap_session(sid)
     survivors = []
-    left, table = members(args.pid, snapshot)
+    left, table = members(args.pid, snapshot, sid)
     for pid in left:
         survivors.append({"pid": pid, "comm": table[pid][4], "cmdline": cmdline_of(pid)})
     emit({"stopped": not survivors, "already_gone": False, "forced": forced, "survivors": survivors,
           "seconds": round(time.time() - t0, 3), "members": sorted(snapshot)})
     return 0 if not survivors else 1
+
+
+def _reap_session(sid) -> None:
+    """Give the log keeper a moment to drain the last output, then make sure it is gone."""
+    if sid is None:
+        return
+    deadline = time.time() + 2.0
+    while time.time() < deadline and is_alive(sid):
+        time.sleep(0.02)
+    if is_alive(sid):
+        try:
+            os.killpg(sid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _run_tool(command: str, timeout: float):
@@ -316,7 +392,7 @@ def cmd_sample(args) -> int:
         next_tick = time.time()
         while not stop["now"]:
             now = time.time()
-            procs = proc_snapshot(args.pid, known)
+            procs = proc_snapshot(args.pid, known, args.sid)
             known |= {p["pid"] for p in procs}
             line = {"t": now, "kind": "proc", "procs": [{k: p[k] for k in ("pid", "ppid", "comm", "rss_kb", "pss_kb", "swap_kb")}
                                                           for p in procs]}
@@ -517,6 +593,7 @@ def main(argv=None) -> int:
     p.add_argument("--pidfile")
     p.add_argument("--cwd")
     p.add_argument("--no-exec", dest="exec_prefix", action="store_false")
+    p.add_argument("--no-stamp", dest="stamp", action="store_false", help="no log keeper (write the log directly)")
     p.add_argument("--command", required=True)
     p.set_defaults(fn=cmd_start)
 
@@ -526,17 +603,20 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("procs")
     p.add_argument("pid", type=int)
+    p.add_argument("--sid", type=int)
     p.add_argument("--known", type=int, nargs="*")
     p.set_defaults(fn=cmd_procs)
 
     p = sub.add_parser("stop")
     p.add_argument("pid", type=int)
+    p.add_argument("--sid", type=int)
     p.add_argument("--timeout", type=float, default=15.0)
     p.add_argument("--known", type=int, nargs="*")
     p.set_defaults(fn=cmd_stop)
 
     p = sub.add_parser("sample")
     p.add_argument("pid", type=int)
+    p.add_argument("--sid", type=int)
     p.add_argument("--out", required=True)
     p.add_argument("--interval", type=float, default=0.5)
     p.add_argument("--collector", action="append", help="NAME=INTERVAL:COMMAND")

@@ -15,7 +15,7 @@ from pydantic import Field
 from llmops.load.validate import Strict
 from llmops.plugins.api import BackendSpec, PlanContext
 from llmops.shell import HostPath, Secret
-from llmops.plugins.api import Backend, ProvisionStep
+from llmops.plugins.api import Backend, ProvisionStep, first_times
 from llmops.provision import steps
 
 
@@ -100,9 +100,17 @@ class LlamaCpp(Backend):
         assert isinstance(opts, LlamaCppOptions)
         return opts.api_key
 
-    def startup_phases(self, log_text: str) -> dict[str, float]:
-        # llama-server logs no timestamps by default; phases come from the executor's log watch.
-        return {}
+    def startup_phases(self, log: list[tuple[float, str]]) -> dict[str, float]:
+        return first_times(log, LLAMA_PHASES)
+
+
+# Milestones of llama-server's startup log (wording of 2025-2026 builds; older builds differ,
+# and a phase that is not found is simply left out).
+LLAMA_PHASES = {
+    "model_loading_s": re.compile(r"loading model"),
+    "model_loaded_s": re.compile(r"model loaded"),
+    "listening_s": re.compile(r"listening on|server is listening"),
+}
 
 
 def parse_slots(log_text: str) -> dict[str, int]:

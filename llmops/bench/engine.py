@@ -7,22 +7,23 @@ Shapes (docs/metrics.md has the exact definitions):
   open    requests arrive at `rate` per second (Poisson, or gamma with `burstiness`) on a
           precomputed absolute schedule, with an optional cap on requests in flight; time
           spent waiting for the cap is reported as client queue time
+
+Before the first level one small preflight request checks that the server takes our request
+body (and warms it up, as llmapibenchmark's probe does); with `input_tokens` a calibration
+probe measures the chat template's overhead. Neither is part of any figure.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import aiohttp
-
-from llmops.bench import metrics, prompts
-from llmops.bench.client import Clock, Prompt, RequestOptions, RequestRecord, send
+from llmops.bench import http, metrics, prompts
+from llmops.bench.client import Clock, Prompt, RequestOptions, RequestRecord, Session, send, split_url
 from llmops.errors import LlmopsError
 
 
@@ -48,7 +49,7 @@ class LoadSpec:
 @dataclass
 class LevelPlan:
     index: int
-    concurrency: int
+    concurrency: int  # open loop: the cap on requests in flight, 0 for none
     rate: float | None = None
 
     @property
@@ -78,13 +79,15 @@ class Bench:
     on_level: OnLevel | None = None
     clock: Clock = field(default_factory=Clock)
     calibration: dict[str, Any] = field(default_factory=dict)
+    preflight: bool = True
 
     async def run(self, on_level_result: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
         """All levels, one after another; `on_level_result` sees each level as soon as it is done."""
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=None)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout, read_bufsize=1 << 20,
-                                         auto_decompress=False) as session:
+        if self.load.shape == "open" and not (self.load.requests or self.load.duration):
+            raise LlmopsError("open-loop load (rate) needs a number of requests or a duration per level")
+        async with Session(self.clock, ssl_context=self.opts.ssl_context) as session:
+            if self.preflight:
+                await self._preflight(session)
             source = await self._prompt_source(session)
             levels = []
             for plan in level_plans(self.load):
@@ -94,7 +97,24 @@ class Bench:
                     on_level_result(level)
             return levels
 
-    async def _prompt_source(self, session: aiohttp.ClientSession) -> prompts.PromptSource:
+    async def _preflight(self, session: Session) -> None:
+        """One 2-token request: does the server take our body as it is, or only without extras?"""
+        probe = Prompt(messages=[{"role": "user", "content": f"Say hi. ({random.getrandbits(32):08x})"}],
+                       max_tokens=2)
+        rec = RequestRecord(level=-1, concurrency=1, index=0, phase="calibration")
+        await send(session, self.opts, probe, rec)
+        if rec.status in (400, 422) and self.opts.count_extras:
+            lean = replace(self.opts, count_extras=False)
+            retry = RequestRecord(level=-1, concurrency=1, index=0, phase="calibration")
+            await send(session, lean, probe, retry)
+            if retry.ok:
+                self.opts = lean
+                self.calibration["count_extras"] = f"dropped: the server answered {rec.error}"
+                rec = retry
+        self.calibration["preflight"] = {"ok": rec.ok, "status": rec.status, "error": rec.error,
+                                         "tokens_source": rec.tokens_source}
+
+    async def _prompt_source(self, session: Session) -> prompts.PromptSource:
         spec = self.prompt_spec
         if not spec.input_tokens:
             return prompts.PromptSource(spec)
@@ -108,23 +128,25 @@ class Bench:
         probe_words = 8
         probe = Prompt(messages=[{"role": "user", "content": " ".join(words[:probe_words])}], max_tokens=1)
         rec = RequestRecord(level=-1, concurrency=1, index=0, phase="calibration")
-        await send(session, self.opts, probe, rec, self.clock)
-        overhead = (rec.prompt_tokens - probe_words) if rec.ok and rec.prompt_tokens else 0
+        await send(session, self.opts, probe, rec)
+        if not (rec.ok and rec.prompt_tokens):
+            self.calibration.update({"exact_prompt_tokens": False,
+                                     "calibration_error": rec.error or "the server reported no prompt_tokens"})
+            return prompts.PromptSource(spec, words)
+        overhead = rec.prompt_tokens - probe_words
         self.calibration.update({"exact_prompt_tokens": True, "template_overhead_tokens": overhead,
                                  "single_token_words": len(words)})
-        adjusted = prompts.PromptSpec(**{**spec.__dict__, "input_tokens": max(spec.input_tokens - overhead, 1)})
-        source = prompts.PromptSource(adjusted, words)
-        source.spec = adjusted
-        return source
+        adjusted = replace(spec, input_tokens=max(spec.input_tokens - overhead, 1))
+        return prompts.PromptSource(adjusted, words, reported_tokens=spec.input_tokens)
 
-    async def run_level(self, session: aiohttp.ClientSession, source: prompts.PromptSource,
-                        plan: LevelPlan) -> dict[str, Any]:
+    async def run_level(self, session: Session, source: prompts.PromptSource, plan: LevelPlan) -> dict[str, Any]:
         records: list[RequestRecord] = []
+        target, path = split_url(self.opts.url)
 
         async def one(index: int, phase: str, scheduled: float | None = None) -> None:
             record = RequestRecord(level=plan.index, concurrency=plan.concurrency, index=index, phase=phase,
                                    t_scheduled=scheduled)
-            await send(session, self.opts, source.next(), record, self.clock)
+            await send(session, self.opts, source.next(), record, target, path)
             records.append(record)
             if self.on_record is not None:
                 self.on_record(record)
@@ -140,7 +162,7 @@ class Bench:
         elif shape == "closed":
             await self._closed(one, plan)
         else:
-            await self._open(one, plan)
+            await self._open(one, plan, session)
         t_end = time.time()
         if self.on_level:
             self.on_level(plan, "end", t_end)
@@ -157,47 +179,50 @@ class Bench:
     async def _closed(self, one: Callable[..., Awaitable[None]], plan: LevelPlan) -> None:
         warmup = self.load.warmup
         total = (self.load.requests or 0) + warmup
-        counter = {"next": 0}
-        deadline = {"t": None}
+        issued = 0
+        deadline: float | None = None
 
         async def worker() -> None:
+            nonlocal issued, deadline
             while True:
-                i = counter["next"]
+                i = issued
                 if self.load.requests is not None and i >= total:
                     return
-                if deadline["t"] is not None and time.perf_counter() >= deadline["t"]:
+                if deadline is not None and time.perf_counter() >= deadline:
                     return
-                counter["next"] += 1
+                issued += 1
                 phase = "warmup" if i < warmup else "measure"
-                if phase == "measure" and deadline["t"] is None and self.load.duration:
-                    deadline["t"] = time.perf_counter() + self.load.duration
+                if phase == "measure" and deadline is None and self.load.duration:
+                    deadline = time.perf_counter() + self.load.duration
                 await one(i, phase)
 
         await asyncio.gather(*(worker() for _ in range(plan.concurrency)))
 
-    async def _open(self, one: Callable[..., Awaitable[None]], plan: LevelPlan) -> None:
+    async def _open(self, one: Callable[..., Awaitable[None]], plan: LevelPlan, session: Session) -> None:
         rate = plan.rate or 1.0
-        n = self.load.requests or (int(round(rate * self.load.duration)) if self.load.duration else 0)
+        n = self.load.requests or int(round(rate * (self.load.duration or 0.0)))
         if n <= 0:
             raise LlmopsError("open-loop load (--rate) needs --requests N or --duration S")
         warmup = self.load.warmup
-        times = arrival_times(n + warmup, rate, self.load.burstiness, self.load.seed + plan.index)
+        offsets = arrival_times(n + warmup, rate, self.load.burstiness, self.load.seed + plan.index)
         cap = asyncio.Semaphore(plan.concurrency) if plan.concurrency else None
-        start = time.perf_counter() + 0.01
+        loop = session.loop
+        # one anchor on both clocks: sleeps use the loop's, the records ours
+        start_loop, start_clock = loop.time() + 0.01, self.clock.now() + 0.01
 
         async def scheduled(i: int, offset: float) -> None:
-            delay = start + offset - time.perf_counter()
+            delay = start_loop + offset - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            t_sched = self.clock.now()
             phase = "warmup" if i < warmup else "measure"
+            due = start_clock + offset
             if cap is None:
-                await one(i, phase, t_sched)
+                await one(i, phase, due)
             else:
                 async with cap:
-                    await one(i, phase, t_sched)
+                    await one(i, phase, due)
 
-        await asyncio.gather(*(scheduled(i, t) for i, t in enumerate(times)))
+        await asyncio.gather(*(scheduled(i, t) for i, t in enumerate(offsets)))
 
 
 def arrival_times(n: int, rate: float, burstiness: float, seed: int) -> list[float]:
@@ -214,25 +239,24 @@ def arrival_times(n: int, rate: float, burstiness: float, seed: int) -> list[flo
 class Tokenizer:
     """The server's /tokenize, in llama.cpp's or vLLM's dialect, whichever answers."""
 
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, opts: RequestOptions):
+    def __init__(self, session: Session, base_url: str, opts: RequestOptions):
         self.session = session
         self.url = base_url.rstrip("/") + "/tokenize"
         self.opts = opts
         self.style: str | None = None
+        self._slots = asyncio.Semaphore(16)  # ~300 look-ups: not all at once
 
     async def tokenize(self, text: str) -> list[int] | None:
         styles = [self.style] if self.style else ["llama.cpp", "vllm"]
         for style in styles:
             body = {"content": text} if style == "llama.cpp" else {"model": self.opts.model, "prompt": text,
                                                                     "add_special_tokens": False}
-            headers = {"Authorization": f"Bearer {self.opts.api_key}"} if self.opts.api_key else {}
             try:
-                async with self.session.post(self.url, data=json.dumps(body), headers={
-                        "Content-Type": "application/json", **headers}) as resp:
-                    if resp.status != 200:
-                        continue
-                    doc = await resp.json(content_type=None)
-            except (aiohttp.ClientError, ValueError, asyncio.TimeoutError):
+                async with self._slots:
+                    status, doc = await self.session.fetch_json(self.url, body, self.opts.api_key)
+            except (OSError, http.ConnectionLost, http.HttpError, asyncio.TimeoutError):
+                return None
+            if status != 200:
                 continue
             tokens = doc.get("tokens") if isinstance(doc, dict) else None
             if isinstance(tokens, list):

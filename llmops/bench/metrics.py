@@ -2,15 +2,17 @@
 
 The seven llmapibenchmark columns keep that tool's meaning (so tables stay comparable);
 everything else is ours: percentiles, per-token ITL, steady-state throughput, goodput,
-errors grouped by kind.
+errors grouped by kind. Every figure is a finite float or None (never NaN or infinity), so
+the result serialises as strict JSON.
 """
 
 from __future__ import annotations
 
 import math
-from array import array
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from llmops.bench.client import RequestRecord
@@ -33,12 +35,14 @@ def percentile(sorted_values: Sequence[float], p: float) -> float | None:
 
 
 def summary(values: Iterable[float], scale: float = 1.0) -> dict[str, float | None]:
-    data = sorted(v * scale for v in values)
+    data = sorted(values)
     if not data:
         return {"mean": None, "p50": None, "p90": None, "p99": None, "max": None, "min": None}
-    out: dict[str, float | None] = {"mean": sum(data) / len(data), "min": data[0], "max": data[-1]}
+    out: dict[str, float | None] = {"mean": scale * math.fsum(data) / len(data), "min": scale * data[0],
+                                    "max": scale * data[-1]}
     for p in PERCENTILES:
-        out[f"p{p}"] = percentile(data, p)
+        value = percentile(data, p)
+        out[f"p{p}"] = None if value is None else scale * value
     return out
 
 
@@ -53,6 +57,7 @@ class Slo:
         return any(v is not None for v in (self.ttft_ms, self.tpot_ms, self.itl_ms, self.e2e_ms))
 
     def met(self, r: RequestRecord, itl_max_ms: float | None) -> bool:
+        """A successful request within every given limit (limits are inclusive)."""
         if not r.ok:
             return False
         checks = [(self.ttft_ms, r.ttft), (self.tpot_ms, r.tpot), (self.e2e_ms, r.e2e)]
@@ -64,41 +69,34 @@ class Slo:
         return True
 
 
-@dataclass
-class TokenTimeline:
-    """Token arrivals of one level on a coarse time grid, for steady-state throughput."""
-
-    t0: float
-    bucket_s: float = 0.01
-    counts: array = field(default_factory=lambda: array("I"))
-
-    def add(self, t: float, n: int) -> None:
-        i = int((t - self.t0) / self.bucket_s)
-        if i < 0:
-            i = 0
-        if i >= len(self.counts):
-            self.counts.extend([0] * (i + 1 - len(self.counts)))
-        self.counts[i] += n
-
-
 def itl_samples(r: RequestRecord) -> list[float]:
-    """Per-token inter-token latencies of one request: each chunk gap shared by the tokens it brought."""
-    out: list[float] = []
+    """Per-token inter-token latencies of one request (seconds).
+
+    Each gap between two reads that brought tokens is shared by the tokens the later read
+    brought. Tokens that came in the same read as the first token have no gap to measure and
+    are left out. When the server did not say how many tokens each event carried and its
+    final count disagrees with the number of events, the request's tokens are taken to be
+    spread evenly over its events.
+    """
     times, tokens = r.chunk_times, r.chunk_tokens
-    if not times:
-        return out
-    out.extend([0.0] * max(int(tokens[0]) - 1, 0))  # tokens bundled with the first one
+    if len(times) < 2:
+        return []
+    scale = 1.0
+    streamed = r.streamed_tokens
+    if (not r.per_chunk_counts and r.tokens_source in ("usage", "timings") and r.completion_tokens
+            and streamed and r.completion_tokens != streamed):
+        scale = streamed / r.completion_tokens
+    out: list[float] = []
     prev = times[0]
-    pending = 0.0
-    for t, k in zip(times[1:], tokens[1:]):
-        gap = t - prev + pending
+    for i in range(1, len(times)):
+        t = times[i]
+        k = tokens[i]
+        share = (t - prev) / k * scale
         prev = t
-        if k <= 0:  # a chunk that brought no new token: its time joins the next gap
-            pending = gap
-            continue
-        pending = 0.0
-        share = gap / k
-        out.extend([share] * int(k))
+        if k == 1:
+            out.append(share)
+        else:
+            out.extend([share] * k)
     return out
 
 
@@ -109,19 +107,19 @@ def level_metrics(records: list[RequestRecord], *, concurrency: int, level_index
     ok = [r for r in measured if r.ok]
     failed = [r for r in measured if not r.ok]
     n = len(measured)
-    t_start = min((r.t_send for r in measured), default=0.0)
+    t_first = min((r.t_start if r.t_start is not None else r.t_send for r in measured), default=0.0)
     t_stop = max((r.t_end or r.t_send for r in measured), default=0.0)
-    total_s = max(t_stop - t_start, 0.0)
+    total_s = max(t_stop - t_first, 0.0)
     completion = sum(r.completion_tokens or 0 for r in ok)
     prompt = sum(r.prompt_tokens or 0 for r in ok)
     ttfts = [r.ttft for r in ok if r.ttft is not None]
     ttft_max = max(ttfts) if ttfts else None
     itls: list[float] = []
-    itl_max_per_req: dict[int, float] = {}
+    itl_max_per_req: dict[int, float | None] = {}
     for r in ok:
         samples = itl_samples(r)
         itls.extend(samples)
-        itl_max_per_req[id(r)] = max(samples) * 1000.0 if samples else None  # type: ignore[assignment]
+        itl_max_per_req[id(r)] = max(samples) * 1000.0 if samples else None
 
     level: dict[str, Any] = {
         "level": level_index,
@@ -130,7 +128,9 @@ def level_metrics(records: list[RequestRecord], *, concurrency: int, level_index
         "succeeded": len(ok),
         "failed": len(failed),
         "success_rate": (len(ok) / n) if n else 0.0,
+        # llmapibenchmark's Gen TPS: completion tokens of successful requests over the makespan
         "gen_tps": completion / total_s if total_s > 0 else 0.0,
+        # llmapibenchmark's Prompt TPS: prompt tokens over the slowest first token
         "prompt_tps": prompt / ttft_max if ttft_max else 0.0,
         "ttft_min_s": min(ttfts) if ttfts else None,
         "ttft_max_s": ttft_max,
@@ -138,10 +138,13 @@ def level_metrics(records: list[RequestRecord], *, concurrency: int, level_index
         "completion_tokens": completion,
         "prompt_tokens": prompt,
         "request_throughput": len(ok) / total_s if total_s > 0 else 0.0,
-        "steady_gen_tps": steady_gen_tps(ok, concurrency),
+        "steady_gen_tps": steady_gen_tps(ok),
     }
     if rate is not None:
         level["rate"] = rate
+        sched = sorted(r.t_scheduled for r in measured if r.t_scheduled is not None)
+        if len(sched) > 1 and sched[-1] > sched[0]:
+            level["offered_rps"] = (len(sched) - 1) / (sched[-1] - sched[0])
     for name, values, scale, unit in (
         ("ttft", ttfts, 1.0, "s"),
         ("ttfc", [r.ttfc for r in ok if r.ttfc is not None], 1.0, "s"),
@@ -149,11 +152,11 @@ def level_metrics(records: list[RequestRecord], *, concurrency: int, level_index
         ("itl", itls, 1000.0, "ms"),
         ("e2e", [r.e2e for r in ok if r.e2e is not None], 1.0, "s"),
         ("queue", [r.queue_s for r in measured if r.queue_s is not None], 1.0, "s"),
+        ("connect", [r.connect_s for r in measured if r.connect_s is not None and r.t_headers is not None], 1.0, "s"),
     ):
-        stats = summary(values, scale)
-        if name == "queue" and not values:
+        if name in ("queue", "connect") and not values:
             continue
-        for key, value in stats.items():
+        for key, value in summary(values, scale).items():
             level[f"{name}_{key}_{unit}"] = value
     prefill = [(r.prompt_tokens or 0) / r.ttft for r in ok if r.ttft and r.prompt_tokens]
     level["prefill_tps_p50"] = percentile(sorted(prefill), 50)
@@ -161,6 +164,10 @@ def level_metrics(records: list[RequestRecord], *, concurrency: int, level_index
     level["reasoning_tokens"] = sum(r.reasoning_tokens or 0 for r in ok)
     level["tokens_source"] = _sources(ok)
     level["prompt_tokens_mean"] = (prompt / len(ok)) if ok else None
+    expected = {r.expected_prompt_tokens for r in ok if r.expected_prompt_tokens is not None}
+    if expected:
+        level["prompt_tokens_expected"] = sorted(expected)[0] if len(expected) == 1 else sorted(expected)
+        level["prompt_tokens_exact"] = sum(1 for r in ok if r.prompt_tokens == r.expected_prompt_tokens)
     if slo is not None and slo.any():
         good = sum(1 for r in measured if slo.met(r, itl_max_per_req.get(id(r))))
         level["goodput_rps"] = good / total_s if total_s > 0 else 0.0
@@ -178,7 +185,7 @@ def _sources(records: list[RequestRecord]) -> dict[str, int]:
 
 
 def error_groups(failed: list[RequestRecord]) -> list[dict[str, Any]]:
-    """Failures by kind: how many, when they happened, and one full example each."""
+    """Failures by kind: how many, how long after sending, and one full example each."""
     groups: dict[str, dict[str, Any]] = {}
     for r in failed:
         key = r.error_kind or "unknown"
@@ -196,15 +203,16 @@ def error_groups(failed: list[RequestRecord]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda g: -g["count"])
 
 
-def steady_gen_tps(ok: list[RequestRecord], concurrency: int) -> float | None:
+def steady_gen_tps(ok: list[RequestRecord]) -> float | None:
     """Tokens/s while the most streams of the level were producing at once.
 
-    With a server that admits all c requests that is the window where all c streams are
-    active; with fewer slots than c, it is the window where every slot was busy.
+    A stream is producing from its first token to its last. In a burst with a server that
+    admits all c requests that is the window where all c streams are active; with fewer
+    server slots than c, it is the time every slot was busy. Tokens are those arriving in
+    the window (the reads at its start excluded, at its end included).
     """
-    if not ok:
-        return None
-    intervals = [(r.t_first_token, r.t_last_token) for r in ok if r.t_first_token is not None and r.t_last_token]
+    intervals = [(r.t_first_token, r.t_last_token) for r in ok
+                 if r.t_first_token is not None and r.t_last_token is not None and r.t_last_token > r.t_first_token]
     if not intervals:
         return None
     events: list[tuple[float, int]] = []
@@ -212,14 +220,13 @@ def steady_gen_tps(ok: list[RequestRecord], concurrency: int) -> float | None:
         events.append((a, 1))
         events.append((b, -1))
     events.sort(key=lambda e: (e[0], -e[1]))
-    active, target = 0, 0
+    active = target = 0
     for _, delta in events:
         active += delta
         target = max(target, active)
-    target = min(target, concurrency)
     windows: list[tuple[float, float]] = []
     active = 0
-    start = None
+    start: float | None = None
     for t, delta in events:
         active += delta
         if active >= target and start is None:
@@ -233,9 +240,12 @@ def steady_gen_tps(ok: list[RequestRecord], concurrency: int) -> float | None:
         return None
     tokens = 0
     for r in ok:
-        for t, k in zip(r.chunk_times, r.chunk_tokens):
-            for a, b in windows:
-                if a < t <= b:
-                    tokens += k
-                    break
+        times = r.chunk_times
+        if not times:
+            continue
+        cum = list(accumulate(r.chunk_tokens))
+        for a, b in windows:
+            lo, hi = bisect_right(times, a), bisect_right(times, b)
+            if hi > lo:
+                tokens += cum[hi - 1] - (cum[lo - 1] if lo else 0)
     return tokens / duration

@@ -49,13 +49,16 @@ class PromptSpec:
 
 
 class PromptSource:
-    """Hands out prompts; `measured_tokens` says how long synthetic prompts really are."""
+    """Hands out prompts, one per request, as the spec says."""
 
-    def __init__(self, spec: PromptSpec, single_token_words: list[str] | None = None):
+    def __init__(self, spec: PromptSpec, single_token_words: list[str] | None = None,
+                 reported_tokens: int | None = None):
+        """`reported_tokens`: the prompt length the server will count (content plus chat
+        template), when calibration measured it; None when it is not known exactly."""
         self.spec = spec
         self.rng = random.Random(spec.seed)
         self.words = single_token_words or list(WORDS)
-        self.exact = single_token_words is not None
+        self.reported_tokens = reported_tokens
         self.file_prompts = load_prompt_file(spec.file) if spec.file else None
         self._prefix = self._words(spec.shared_prefix_tokens) if spec.shared_prefix_tokens else []
         self._fixed_synthetic: list[str] | None = None
@@ -85,7 +88,7 @@ class PromptSource:
                     self._fixed_synthetic = self._prefix + self._words(n)
                 words = self._fixed_synthetic
             return Prompt(messages=[{"role": "user", "content": " ".join(words)}], max_tokens=spec.max_tokens,
-                          expected_prompt_tokens=spec.input_tokens if self.exact else None)
+                          expected_prompt_tokens=self.reported_tokens)
         text = spec.text or ""
         if self.unique:
             text = f"[{self.counter}-{self.rng.getrandbits(32):08x}] {text}"

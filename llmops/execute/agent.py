@@ -83,8 +83,9 @@ def put_file(runner: Runner, hf: HostFile) -> None:
     content = hf.source.read_text()
     remote = q(hf.remote)
     folder = q(hf.remote.rsplit("/", 1)[0])
-    script = (f"test -f {remote} && exit 0; mkdir -p {folder} && cat > {remote}.tmp.$$ && "
-              f"mv -f {remote}.tmp.$$ {remote}")
+    # Always read all of stdin before deciding: exiting early would cut the sender off mid-write.
+    script = (f"mkdir -p {folder} && cat > {remote}.tmp.$$ && "
+              f"if test -f {remote}; then rm -f {remote}.tmp.$$; else mv -f {remote}.tmp.$$ {remote}; fi")
     result = runner.run(script, stdin=content, timeout=120)
     if not result.ok:
         raise ExecutionError(f"{runner.host.name}: could not copy {hf.source.name} to {hf.remote}: {result.brief()}")

@@ -376,7 +376,7 @@ class Executor:
                     if server.fetch_log(cell_dir / "server.log"):
                         result["log"] = self.rundir.relative(cell_dir / "server.log")
                         if plugin is not None:
-                            phases = plugin.startup_phases((cell_dir / "server.log").read_text(errors="replace"))
+                            phases = plugin.startup_phases(server.timed_log(cell_dir / "server.log"))
                             if phases:
                                 result.setdefault("startup", {})["phases"] = phases
                 except (ExecutionError, ConnectError, OSError) as exc:
@@ -400,10 +400,10 @@ class Sampler:
 
     def start(self) -> None:
         assert self.server.pid is not None
-        inner = self.agent.command("sample", str(self.server.pid), "--out", self.remote_out,
-                                   "--interval", str(self.interval))
-        doc = self.agent.call("start", "--log", self.remote_out + ".log", "--command", inner, timeout=60,
-                              check=False)
+        inner = self.agent.command("sample", str(self.server.pid), "--sid", str(self.server.sid),
+                                   "--out", self.remote_out, "--interval", str(self.interval))
+        doc = self.agent.call("start", "--no-stamp", "--log", self.remote_out + ".log", "--command", inner,
+                              timeout=60, check=False)
         if doc.get("ok"):
             self.pid = int(doc["pid"])
 

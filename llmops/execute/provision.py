@@ -15,7 +15,7 @@ from typing import Any
 
 from llmops.errors import ConnectError, ExecutionError
 from llmops.execute.agent import Agent, q
-from llmops.execute.runner import Runner
+from llmops.execute.runner import Runner, pid_alive
 from llmops.plugins.api import ProvisionStep
 
 
@@ -29,7 +29,7 @@ def provision(runner: Runner, agent: Agent, step: ProvisionStep, cancel: threadi
         return outcome
     if on_start is not None:
         on_start(step)
-    doc = agent.call("start", "--no-exec", "--log", (step.log or "/dev/null") + ".outer",
+    doc = agent.call("start", "--no-exec", "--no-stamp", "--log", (step.log or "/dev/null") + ".outer",
                      "--command", step.apply, timeout=120, check=False)
     if not doc.get("ok"):
         outcome.update(status="failed", error=f"could not start: {doc.get('error', doc)}",
@@ -43,8 +43,7 @@ def provision(runner: Runner, agent: Agent, step: ProvisionStep, cancel: threadi
                 agent.call("stop", str(pid), "--timeout", "10", timeout=60, check=False)
                 outcome.update(status="interrupted", error="interrupted", seconds=time.monotonic() - t0)
                 return outcome
-            alive = agent.call("alive", str(pid), timeout=60, check=False)
-            if not alive.get("alive"):
+            if not pid_alive(runner, pid):
                 break
             if time.monotonic() > deadline:
                 agent.call("stop", str(pid), "--timeout", "10", timeout=60, check=False)

@@ -169,12 +169,10 @@ class SshRunner:
         conn = self._connection()
         wrapped = "exec /bin/sh -c " + shlex.quote(command)
         t0 = time.monotonic()
-        if stdin is None:
-            in_stream: object = False
-        else:
-            in_stream = io.StringIO(stdin if isinstance(stdin, str) else stdin.decode())
+        if stdin is not None:
+            return self._run_with_stdin(conn, command, wrapped, stdin, timeout, t0)
         try:
-            result = conn.run(wrapped, hide=True, warn=True, timeout=timeout, in_stream=in_stream, pty=False)
+            result = conn.run(wrapped, hide=True, warn=True, timeout=timeout, in_stream=False, pty=False)
         except CommandTimedOut as exc:
             r = exc.result
             return CommandResult(command, None, r.stdout, r.stderr, time.monotonic() - t0)
@@ -187,6 +185,43 @@ class SshRunner:
                 raise ConnectError(f"{self.host.name}: SSH connection lost: {exc}") from None
             raise
         return CommandResult(command, result.exited, result.stdout, result.stderr, time.monotonic() - t0)
+
+    def _run_with_stdin(self, conn, command: str, wrapped: str, stdin: str | bytes, timeout: float | None,
+                        t0: float) -> CommandResult:
+        """Fabric's run never sends EOF after in_stream ends; a raw channel can (shutdown_write)."""
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        try:
+            channel = conn.client.get_transport().open_session()
+            channel.settimeout(timeout)
+            channel.exec_command(wrapped)
+            channel.sendall(data)
+            channel.shutdown_write()
+            out, err = io.BytesIO(), io.BytesIO()
+            while True:
+                if channel.recv_ready():
+                    out.write(channel.recv(65536))
+                elif channel.recv_stderr_ready():
+                    err.write(channel.recv_stderr(65536))
+                elif channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                    break
+                else:
+                    if timeout is not None and time.monotonic() - t0 > timeout:
+                        channel.close()
+                        return CommandResult(command, None, out.getvalue().decode("utf-8", "replace"),
+                                             err.getvalue().decode("utf-8", "replace"), time.monotonic() - t0)
+                    time.sleep(0.005)
+            code = channel.recv_exit_status()
+            channel.close()
+        except (OSError, EOFError) as exc:
+            self._conn = None
+            raise ConnectError(f"{self.host.name}: SSH connection lost: {exc}") from None
+        except Exception as exc:
+            if type(exc).__module__.startswith("paramiko"):
+                self._conn = None
+                raise ConnectError(f"{self.host.name}: SSH connection lost: {exc}") from None
+            raise
+        return CommandResult(command, code, out.getvalue().decode("utf-8", "replace"),
+                             err.getvalue().decode("utf-8", "replace"), time.monotonic() - t0)
 
     def get(self, remote_path: str, local_path: Path) -> bool:
         conn = self._connection()
@@ -222,3 +257,20 @@ def free_local_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def pid_alive(runner: Runner, pid: int) -> bool:
+    """Is the process there and not a zombie (a zombie is a server that has exited)."""
+    if runner.host.is_local:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            return False
+    else:
+        result = runner.run(f"cat /proc/{int(pid)}/stat 2>/dev/null", timeout=30)
+        if not result.ok:
+            return False
+        data = result.stdout.encode()
+    state = data[data.rfind(b")") + 2:data.rfind(b")") + 3]
+    return state not in (b"Z", b"X", b"")

@@ -22,7 +22,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from llmops.errors import ExecutionError, ServerFailed
 from llmops.execute.agent import Agent, q
-from llmops.execute.runner import Runner
+from llmops.execute.runner import Runner, pid_alive
 from llmops.plan.model import Cell
 
 
@@ -65,6 +65,7 @@ class Server:
         self.remote_dir = remote_dir
         self.log_path = f"{remote_dir}/server.log"
         self.pid: int | None = None
+        self.sid: int | None = None  # session of the server: our log keeper leads it
         self.t_spawn: float | None = None  # controller clock
         self.known_pids: set[int] = set()
 
@@ -95,6 +96,7 @@ class Server:
         if not doc.get("ok"):
             raise ServerFailed(f"could not start the server: {doc.get('error', doc)}", self.log_tail())
         self.pid = int(doc["pid"])
+        self.sid = int(doc["sid"])
         self.t_spawn = self.agent.to_controller_time(float(doc["t_spawn"]))
         self.known_pids.add(self.pid)
 
@@ -138,7 +140,7 @@ class Server:
         if self.pid is None:
             return StopReport(stopped=True, forced=False, seconds=0.0, already_gone=True)
         timeout = timeout or self.cell.spec.stop_timeout
-        args = ["stop", str(self.pid), "--timeout", str(timeout)]
+        args = ["stop", str(self.pid), "--sid", str(self.sid), "--timeout", str(timeout)]
         if self.known_pids:
             args += ["--known", *[str(p) for p in sorted(self.known_pids)]]
         doc = self.agent.call(*args, timeout=timeout + 60, check=False)
@@ -155,15 +157,27 @@ class Server:
         return scrub(result.stdout.rstrip(), self.cell.secrets)
 
     def fetch_log(self, local: Path) -> bool:
+        """Copy the log home (secrets scrubbed), with the line times the log keeper wrote."""
         ok = self.runner.get(self.log_path, local)
         if ok and self.cell.secrets:
             local.write_text(scrub(local.read_text(errors="replace"), self.cell.secrets))
+        self.runner.get(self.log_path + ".t", local.with_name(local.name + ".t"))
         return ok
+
+    def timed_log(self, local: Path) -> list[tuple[float, str]]:
+        """(seconds since spawn, line) for each line of a fetched log."""
+        times_file = local.with_name(local.name + ".t")
+        lines = local.read_text(errors="replace").splitlines()
+        if not times_file.exists() or self.t_spawn is None:
+            return [(float("nan"), line) for line in lines]
+        stamps = [float(x) for x in times_file.read_text().split()]
+        spawn_host = self.t_spawn + self.agent.clock_offset
+        return [(stamps[i] - spawn_host if i < len(stamps) else float("nan"), line) for i, line in enumerate(lines)]
 
     def procs(self) -> list[dict[str, Any]]:
         if self.pid is None:
             return []
-        args = ["procs", str(self.pid)]
+        args = ["procs", str(self.pid), "--sid", str(self.sid)]
         if self.known_pids:
             args += ["--known", *[str(p) for p in sorted(self.known_pids)]]
         doc = self.agent.call(*args, timeout=60)
@@ -177,23 +191,6 @@ def scrub(text: str, secrets: list[str]) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
-
-
-def pid_alive(runner: Runner, pid: int) -> bool:
-    """Is the process there and not a zombie (a zombie is a server that has exited)."""
-    if runner.host.is_local:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            return False
-    else:
-        result = runner.run(f"cat /proc/{int(pid)}/stat 2>/dev/null", timeout=30)
-        if not result.ok:
-            return False
-        data = result.stdout.encode()
-    state = data[data.rfind(b")") + 2:data.rfind(b")") + 3]
-    return state not in (b"Z", b"X", b"")
 
 
 def http_status(host: str, port: int, path: str, timeout: float = 2.0) -> int | str:

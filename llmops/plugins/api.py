@@ -14,6 +14,7 @@ a file. Built-ins are registered exactly the same way in llmops' own setup.cfg.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -116,8 +117,8 @@ class Backend:
         """The key clients must send, if the backend was told to require one."""
         return None
 
-    def startup_phases(self, log_text: str) -> dict[str, float]:
-        """Seconds since spawn of milestones found in the server log (weights loaded, ...), if known."""
+    def startup_phases(self, log: list[tuple[float, str]]) -> dict[str, float]:
+        """Milestones in the server log as seconds since spawn: `log` is (seconds, line) pairs."""
         return {}
 
 
@@ -160,3 +161,15 @@ class Reporter:
 
     def render(self, run_dir: Path) -> str:
         raise NotImplementedError
+
+
+def first_times(log: list[tuple[float, str]], patterns: dict[str, re.Pattern[str]]) -> dict[str, float]:
+    """For each named pattern, seconds since spawn of the first log line it matches."""
+    out: dict[str, float] = {}
+    for t, line in log:
+        if t != t:  # NaN: no time for this line
+            continue
+        for name, rx in patterns.items():
+            if name not in out and rx.search(line):
+                out[name] = round(t, 3)
+    return out
