@@ -28,6 +28,8 @@ def check_output(*args: str) -> str:
 
 @pytest.mark.parametrize("name,args", [
     ("quickstart", ["playbooks/quickstart.yml"]),
+    ("compare-lab", ["playbooks/compare.yml", "-i", "inventory/lab.yml"]),
+    ("launchers", ["tests/playbooks/launchers.yml"]),
 ])
 def test_check_golden(name: str, args: list[str]) -> None:
     out = check_output(*args)

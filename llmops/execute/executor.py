@@ -223,6 +223,9 @@ class Executor:
         self.console.event(host, "ok", f"[{cell.name}] starting {cell.kind} on port {cell.spec.port}")
         self.console.verbose(1, host, f"$ {cell.display_command}")
         try:
+            pre = plugin.pre_start(cell.spec) if plugin else None
+            if pre:
+                runner.run(pre, timeout=120)
             server.check_port()
             server.start()
             with self._active_lock:
@@ -345,6 +348,9 @@ class Executor:
         try:
             if server.pid is not None:
                 try:
+                    graceful = plugin.stop_command(cell.spec) if plugin else None
+                    if graceful:
+                        server.runner.run(graceful, timeout=cell.spec.stop_timeout + 30)
                     report = server.stop()
                     result["stop"] = report.to_json()
                     if report.survivors:

@@ -326,10 +326,9 @@ def _resolve_model(entry: BackendEntry, plugin: Backend, models: dict[str, dict[
                                            f"{entry.kind} needs", f"a '{fmt}:' key under models.{entry.model}"))
         return _host_path(path), served, []
     path = entry.model
-    if fmt == "gguf":
-        served = Path(path).name.removesuffix(".gguf")
-    else:
-        served = path
+    local = path.startswith(("/", "~/", "./", "../")) or fmt == "gguf"
+    # A hub id (org/name) is its own name; a file or folder is named after itself.
+    served = Path(path).name.removesuffix(".gguf") if local else path
     return _host_path(path), served, []
 
 

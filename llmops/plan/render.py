@@ -87,7 +87,8 @@ def render_command(template_name: str, context: Mapping[str, Any], search_paths:
         text = template.render(dict(context))
     except Exception as exc:  # noqa: BLE001 - every template failure becomes a located problem
         raise ConfigError(_template_problem(exc, template, where)) from None
-    return _quoting(env).restore(" ".join(_collapse(text)))
+    # Values are placeholders at this point, so squeezing spaces cannot touch quoted content.
+    return _quoting(env).restore(re.sub(r" {2,}", " ", " ".join(_collapse(text))))
 
 
 def _collapse(text: str) -> list[str]:
@@ -137,12 +138,22 @@ def has_template(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
-def render_value(value: Any, context: Mapping[str, Any], located: Located, path: YamlPath) -> Any:
-    """Render Jinja inside a YAML value (recursively). `"{{ x }}"` alone keeps x's type, as in Ansible."""
+MAX_DEPTH = 10
+
+
+def render_value(value: Any, context: Mapping[str, Any], located: Located, path: YamlPath, depth: int = 0) -> Any:
+    """Render Jinja inside a YAML value (recursively). `"{{ x }}"` alone keeps x's type, as in Ansible.
+
+    Variables may hold templates themselves (`flags: ["-DX={{ gpu_target }}"]` in group vars);
+    those are rendered too, as Ansible does, up to MAX_DEPTH levels (a guard against cycles).
+    """
+    if depth > MAX_DEPTH:
+        raise ConfigError(located.problem(path, "variables refer to each other in a loop",
+                                          f"templates that resolve within {MAX_DEPTH} steps"))
     if isinstance(value, dict):
-        return {k: render_value(v, context, located, path + (k,)) for k, v in value.items()}
+        return {k: render_value(v, context, located, path + (k,), depth) for k, v in value.items()}
     if isinstance(value, list):
-        return [render_value(v, context, located, path + (i,)) for i, v in enumerate(value)]
+        return [render_value(v, context, located, path + (i,), depth) for i, v in enumerate(value)]
     if not has_template(value):
         return value
     try:
@@ -151,8 +162,12 @@ def render_value(value: Any, context: Mapping[str, Any], located: Located, path:
             result = _value_env.compile_expression(whole.group(1), undefined_to_none=False)(**context)
             if isinstance(result, jinja2.Undefined):
                 str(result)  # raises UndefinedError with the name
+            if isinstance(result, (str, list, dict)):
+                result = render_value(result, context, located, path, depth + 1)
             return result
         rendered = _value_env.from_string(value).render(**context)
+        if has_template(rendered):
+            rendered = render_value(rendered, context, located, path, depth + 1)
         return Secret(rendered) if _uses_secret(value, context) else rendered
     except jinja2.UndefinedError as exc:
         name = _undefined_name(str(exc))

@@ -113,6 +113,14 @@ class Backend:
         """Environment variables the server needs beyond the playbook's `env` (secrets go here)."""
         return {}
 
+    def pre_start(self, spec: "BackendSpec") -> str | None:
+        """A shell command to run on the host before starting (e.g. remove a stale container)."""
+        return None
+
+    def stop_command(self, spec: "BackendSpec") -> str | None:
+        """A shell command that stops the server gracefully, run before the signals (containers)."""
+        return None
+
     def api_key(self, spec: "BackendSpec") -> str | None:
         """The key clients must send, if the backend was told to require one."""
         return None
