@@ -165,6 +165,33 @@ def provision(playbook: str, inventory: str | None, extra_vars: tuple[str, ...],
 
 
 @main.command()
+@inventory_option
+@limit_option
+@click.option("--json", "as_json", is_flag=True, help="Print all facts as JSON.")
+@click.option("-f", "--forks", default=5, show_default=True, type=click.IntRange(1, 256))
+def facts(inventory: str | None, limit: str | None, as_json: bool, forks: int) -> None:
+    """What each host is: OS, kernel (and its GPU parameters), CPU, RAM, GPUs, ROCm/CUDA versions, GPU tools."""
+    from llmops.facts_command import run_facts
+
+    sys.exit(run_facts(inventory, limit, as_json=as_json, forks=forks))
+
+
+@main.group()
+def telemetry() -> None:
+    """Work with captures of GPU tools (amd-smi, rocm-smi, nvidia-smi, sysfs)."""
+
+
+@telemetry.command("parse")
+@click.option("--tool", required=True, type=click.Choice(["amd-smi", "rocm-smi", "nvidia-smi", "sysfs"]))
+@click.argument("capture", type=click.File("r"))
+def telemetry_parse(tool: str, capture: Any) -> None:
+    """Parse a saved capture (text, JSON, CSV or XML, any supported version) to llmops' normalised JSON."""
+    from llmops.telemetry.parse import parse_capture
+
+    click.echo(json.dumps(parse_capture(tool, capture.read()), indent=2))
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True)
 def plugins(as_json: bool) -> None:
     """List installed backend, collector and reporter plugins."""

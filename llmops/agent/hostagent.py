@@ -253,6 +253,9 @@ def _load_env(path):
 
 def cmd_start(args) -> int:
     env = _load_env(args.env_file)
+    # Python servers (vLLM, SGLang) block-buffer stdout into a pipe, which would delay log
+    # lines and blur the startup phases timed from them.
+    env.setdefault("PYTHONUNBUFFERED", "1")
     log_dir = os.path.dirname(os.path.abspath(args.log))
     os.makedirs(log_dir, exist_ok=True)
     shell_line = "exec " + args.command if args.exec_prefix else args.command
@@ -373,51 +376,125 @@ def _run_tool(command: str, timeout: float):
             "err": err.decode("utf-8", "replace")[-4000:], "dur": round(time.time() - t0, 3)}
 
 
+def _children(pid: int):
+    """Direct children from /proc/PID/task/*/children (no scan of every process)."""
+    out = []
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                out.extend(int(x) for x in f.read().split())
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+class TreeWatch:
+    """The server's processes, cheaply: walk down from the server and re-check the ones we know;
+    scan all of /proc only now and then (for session members that were reparented)."""
+
+    def __init__(self, root: int, sid, full_every: float = 5.0):
+        self.root, self.sid, self.full_every = root, sid, full_every
+        self.known = set()
+        self.next_full = 0.0
+        self.has_children_file = os.path.exists("/proc/%d/task/%d/children" % (os.getpid(), os.getpid()))
+
+    def pids(self):
+        now = time.time()
+        if not self.has_children_file or now >= self.next_full:
+            self.next_full = now + self.full_every
+            pids, _ = members(self.root, self.known, self.sid)
+        else:
+            found = set()
+            stack = [self.root]
+            while stack:
+                pid = stack.pop()
+                if pid in found or pid == self.sid:
+                    continue
+                if is_alive(pid):
+                    found.add(pid)
+                    stack.extend(_children(pid))
+            for pid in self.known:
+                if pid not in found and pid != self.sid:
+                    st = read_stat(pid)
+                    if st is not None and st[3] not in ("Z", "X") and (self.sid is None or st[2] == self.sid):
+                        found.add(pid)
+            pids = sorted(found)
+        self.known |= set(pids)
+        return pids
+
+
 def cmd_sample(args) -> int:
-    """Sample until the server is gone, a stop file appears, or we are told to stop."""
-    stop = {"now": False}
+    """Sample until the server is gone, or we are told to stop (SIGTERM, or a stop file).
+
+    /proc memory of the server's process tree every --interval seconds in this thread; each
+    collector command in a thread of its own, at its own interval, with a hard timeout, so a
+    tool that hangs (amd-smi can) never delays the memory samples.
+    """
+    import threading
+
+    stop = threading.Event()
 
     def on_term(signum, frame):  # noqa: ARG001
-        stop["now"] = True
+        stop.set()
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    collectors = []
+    lock = threading.Lock()
+    out = open(args.out, "a", buffering=1)
+
+    def write(obj) -> None:
+        with lock:
+            out.write(json.dumps(obj) + "\n")
+
+    def tool_loop(name: str, interval: float, command: str) -> None:
+        while not stop.is_set():
+            t = time.time()
+            result = _run_tool(command, args.tool_timeout)
+            result.update({"t": t, "kind": "tool", "collector": name})
+            write(result)
+            stop.wait(max(0.0, interval - (time.time() - t)))
+
+    threads = []
     for spec in args.collector or []:
         name, _, rest = spec.partition("=")
         interval, _, command = rest.partition(":")
-        collectors.append({"name": name, "interval": float(interval), "command": command, "next": 0.0})
-    known = set()
-    with open(args.out, "a", buffering=1) as out:
-        next_tick = time.time()
-        while not stop["now"]:
-            now = time.time()
-            procs = proc_snapshot(args.pid, known, args.sid)
-            known |= {p["pid"] for p in procs}
-            line = {"t": now, "kind": "proc", "procs": [{k: p[k] for k in ("pid", "ppid", "comm", "rss_kb", "pss_kb", "swap_kb")}
-                                                          for p in procs]}
-            out.write(json.dumps(line) + "\n")
-            for c in collectors:
-                if now >= c["next"]:
-                    result = _run_tool(c["command"], args.tool_timeout)
-                    result.update({"t": now, "kind": "tool", "collector": c["name"]})
-                    out.write(json.dumps(result) + "\n")
-                    c["next"] = now + c["interval"]
-            if not procs or (args.stop_file and os.path.exists(args.stop_file)):
-                break
-            next_tick += args.interval
-            delay = next_tick - time.time()
-            if delay < 0:
-                next_tick = time.time()
-                delay = 0
-            end = time.time() + delay
-            while not stop["now"] and time.time() < end:
-                time.sleep(min(0.05, max(0.0, end - time.time())))
+        th = threading.Thread(target=tool_loop, args=(name, float(interval), command), daemon=True)
+        th.start()
+        threads.append(th)
+    watch = TreeWatch(args.pid, args.sid)
+    next_tick = time.time()
+    while not stop.is_set():
+        now = time.time()
+        procs = []
+        for pid in watch.pids():
+            st = read_stat(pid)
+            if st is None:
+                continue
+            rss, pss, swap = memory_of(pid)
+            procs.append({"pid": pid, "ppid": st[0], "comm": st[4], "rss_kb": rss, "pss_kb": pss, "swap_kb": swap})
+        write({"t": now, "kind": "proc", "procs": procs})
+        if not procs or (args.stop_file and os.path.exists(args.stop_file)):
+            break
+        next_tick += args.interval
+        if next_tick < time.time():
+            next_tick = time.time()
+        stop.wait(max(0.0, next_tick - time.time()))
+    stop.set()
+    for th in threads:
+        th.join(timeout=args.tool_timeout + 1)
+    out.close()
     return 0
 
 
 def cmd_tool(args) -> int:
-    emit(_run_tool(args.command, args.timeout))
+    t = time.time()
+    result = _run_tool(args.command, args.timeout)
+    result["t"] = t
+    emit(result)
     return 0
 
 

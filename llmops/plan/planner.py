@@ -302,7 +302,19 @@ def _plan_cell(playbook: Playbook, play: Play, host: Host, ctx: PlanContext, bac
     return Cell(host=host, play=play.name or f"play {bpath[0] if bpath and isinstance(bpath[0], int) else 0}",
                 spec=spec, command=command, display_command=display, env=env, display_env=display_env,
                 health_path=plugin.health_path, provision=provision, benchmark=play.benchmark,
-                origin=f"{view.file}:{line}", cache_dir=ctx.cache_dir, secrets=secrets)
+                origin=f"{view.file}:{line}", telemetry=_telemetry(play, ctx, view), cache_dir=ctx.cache_dir,
+                version_command=plugin.version_command(spec, binary), secrets=secrets)
+
+
+def _telemetry(play: Play, ctx: PlanContext, view: Located):
+    """The play's telemetry settings, with the host's `llmops_collectors` variable winning."""
+    override = ctx.vars.get("llmops_collectors")
+    if override is None:
+        return play.telemetry
+    if not isinstance(override, list) or not all(isinstance(x, str) for x in override):
+        raise ConfigError(view.problem((), f"host {ctx.host.name!r}: llmops_collectors must be a list of names",
+                                       "e.g. [amd-smi, sysfs]"))
+    return play.telemetry.model_copy(update={"collectors": override})
 
 
 def _arg(value: Any) -> str:

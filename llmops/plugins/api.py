@@ -113,6 +113,10 @@ class Backend:
         """Environment variables the server needs beyond the playbook's `env` (secrets go here)."""
         return {}
 
+    def version_command(self, spec: "BackendSpec", binary: str) -> str | None:
+        """A shell command printing the backend's version on the host (for facts), if there is one."""
+        return None
+
     def pre_start(self, spec: "BackendSpec") -> str | None:
         """A shell command to run on the host before starting (e.g. remove a stale container)."""
         return None
