@@ -99,7 +99,8 @@ def start(folder: Path, *, address: str = "127.0.0.1", port: int | None = None, 
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     pub = (folder / "host_key.pub").read_text().split()
     known = folder / "known_hosts"
-    known.write_text(f"[{address}]:{port} {pub[0]} {pub[1]}\n")
+    name = address if port == 22 else f"[{address}]:{port}"  # OpenSSH writes port 22 without brackets
+    known.write_text(f"{name} {pub[0]} {pub[1]}\n")
     deadline = time.time() + 15
     while time.time() < deadline:
         if proc.poll() is not None:

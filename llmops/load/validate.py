@@ -27,7 +27,8 @@ class Strict(BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", populate_by_name=True)
 
 
-def validate(model: type[M], located: Located, prefix: YamlPath = (), data: Any = None, *, label: str = "") -> M:
+def validate(model: type[M], located: Located, prefix: YamlPath = (), data: Any = None, *, label: str = "",
+             also_allowed: set[str] | None = None) -> M:
     """Validate `data` (default: located.data at `prefix`) as `model` or raise a located ConfigError."""
     if data is None:
         data = located.data
@@ -38,16 +39,24 @@ def validate(model: type[M], located: Located, prefix: YamlPath = (), data: Any 
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise ConfigError(problems_from(exc, model, located, prefix, label=label)) from None
+        raise ConfigError(problems_from(exc, model, located, prefix, label=label, also_allowed=also_allowed)) from None
+
+
+_UNION_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
 
 
 def problems_from(exc: pydantic.ValidationError, model: type[BaseModel], located: Located,
-                  prefix: YamlPath = (), *, label: str = "") -> list[Problem]:
+                  prefix: YamlPath = (), *, label: str = "", also_allowed: set[str] | None = None) -> list[Problem]:
     problems = []
     seen = set()
     for err in exc.errors(include_url=False):
         loc = _clean_loc(err["loc"])
-        problem = _problem(err, loc, model, located, tuple(prefix), label)
+        # A value that fits no member of a union gets one error per member, tagged with the
+        # member's type (`env.A.str`, `env.A.int`...); report it once, at the value.
+        if loc and isinstance(loc[-1], str) and loc[-1].split("[")[0] in _UNION_TAGS and \
+                annotation_at(model, loc) is None:
+            loc = loc[:-1]
+        problem = _problem(err, loc, model, located, tuple(prefix), label, also_allowed)
         if (problem.line, problem.col, problem.message) not in seen:
             seen.add((problem.line, problem.col, problem.message))
             problems.append(problem)
@@ -68,14 +77,14 @@ def dotted(path: tuple[Any, ...]) -> str:
 
 
 def _problem(err: dict[str, Any], loc: tuple[Any, ...], model: type[BaseModel], located: Located,
-             prefix: YamlPath, label: str) -> Problem:
+             prefix: YamlPath, label: str, also_allowed: set[str] | None = None) -> Problem:
     kind = err["type"]
     full = prefix + loc
     name = dotted(((label,) if label else ()) + loc)
     value = err.get("input")
     ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
-        allowed = sorted(fields_at(model, loc[:-1]))
+        allowed = sorted(fields_at(model, loc[:-1]) | (also_allowed if len(loc) == 1 and also_allowed else set()))
         key = str(loc[-1])
         hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
         expected = (f"did you mean {hint[0]!r}? " if hint else "") + ("allowed keys: " + ", ".join(allowed) if allowed else "no keys here")
@@ -85,6 +94,8 @@ def _problem(err: dict[str, Any], loc: tuple[Any, ...], model: type[BaseModel], 
         where = dotted(((label,) if label else ()) + loc[:-1])
         return located.problem(full[:-1], f"missing required key {loc[-1]!r} in {where}", _expected_for(model, loc))
     message = _describe_value(kind, value, err["msg"])
+    if kind == "value_error":  # our own validators say what is expected in their message
+        return located.problem(full, f"{name}: {message}" if loc else f"{name or 'value'}: {message}")
     expected = _expected_from_ctx(kind, ctx) or _expected_for(model, loc)
     return located.problem(full, f"{name}: {message}", expected)
 
@@ -103,6 +114,8 @@ def _describe_value(kind: str, value: Any, msg: str) -> str:
         return f"{shown} is not a list"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return f"{shown} is not a mapping"
+    if kind in ("str_type",):
+        return f"{shown} is not a string"
     if kind == "literal_error":
         return f"{shown} is not allowed"
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
@@ -198,6 +211,15 @@ def _unwrap(annotation: Any) -> Any:
         return annotation
 
 
+def _plural(text: str) -> str:
+    """'an integer or a string' -> 'integers or strings' (for "a list of ...")."""
+    words = []
+    for part in text.split(" or "):
+        part = part.removeprefix("a ").removeprefix("an ")
+        words.append(part if part.endswith("s") else part + "s")
+    return " or ".join(words)
+
+
 def describe_type(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -209,9 +231,9 @@ def describe_type(annotation: Any) -> str:
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in args)
     if origin in (list, tuple, set):
-        return f"a list of {describe_type(args[0])}s" if args else "a list"
+        return f"a list of {_plural(describe_type(args[0]))}" if args else "a list"
     if origin is dict:
         return "a mapping"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "a mapping"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(annotation, "a value")
+    return {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}.get(annotation, "a value")

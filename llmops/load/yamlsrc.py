@@ -133,7 +133,14 @@ def _marked_problem(name: str, exc: MarkedYAMLError, text: str = "") -> Problem:
     message = f"invalid YAML: {problem}" if problem else "invalid YAML"
     if context and context not in problem:
         message += f" ({context})"
-    return Problem(name, line, col, message, None)
+    expected = None
+    if "block end" in problem or "block mapping" in problem or "could not find expected ':'" in problem:
+        expected = "consistent indentation: keys of one mapping start in the same column"
+    elif "flow sequence" in context or "flow mapping" in context:
+        expected = "a closing ] or } for every [ or {"
+    elif "undefined alias" in problem:
+        expected = "an anchor (&name) defined before its alias (*name)"
+    return Problem(name, line, col, message, expected)
 
 
 def _first_definition(text: str, key: str, line: int, col: int, mapping_line: int) -> int | None:

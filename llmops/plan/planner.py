@@ -87,9 +87,7 @@ def host_vars(playbook: Playbook, play: Play, ppath: YamlPath, host: Host, extra
     """Variables a host sees in this play: inventory < play vars < -e, plus magic variables."""
     located = playbook.located
     merged: dict[str, Any] = dict(host.vars)
-    context = {**merged, **extra}
-    for key, value in play.vars.items():
-        merged[key] = render.render_value(value, {**context, **merged}, located, ppath + ("vars", key))
+    merged.update(_play_vars(play, ppath, located, {**merged, **extra}))
     merged.update(extra)
     magic = {
         "inventory_hostname": host.name,
@@ -98,6 +96,30 @@ def host_vars(playbook: Playbook, play: Play, ppath: YamlPath, host: Host, extra
         "llmops_cache": DEFAULT_CACHE,
     }
     return {**magic, **merged}
+
+
+def _play_vars(play: Play, ppath: YamlPath, located: Located, context: dict[str, Any]) -> dict[str, Any]:
+    """Play vars may use each other in any order (as in Ansible); a cycle is a located error."""
+    pending = dict(play.vars)
+    done: dict[str, Any] = {}
+    while pending:
+        progress = False
+        for key in list(pending):
+            try:
+                done[key] = render.render_value(pending[key], {**context, **done}, located, ppath + ("vars", key))
+            except ConfigError as exc:
+                waiting_on = [k for k in pending if k != key and f"'{k}'" in exc.problems[0].message]
+                if waiting_on:
+                    continue
+                raise
+            del pending[key]
+            progress = True
+        if not progress:
+            names = " -> ".join(list(pending) + [next(iter(pending))])
+            raise ConfigError(located.problem(ppath + ("vars", next(iter(pending))),
+                                              f"play vars refer to each other in a loop: {names}",
+                                              "vars that resolve to values"))
+    return done
 
 
 def _plan_host(playbook: Playbook, play: Play, ppath: YamlPath, host: Host, backends: Mapping[str, Backend],
@@ -249,7 +271,8 @@ def _plan_cell(playbook: Playbook, play: Play, host: Host, ctx: PlanContext, bac
         raise ConfigError(view.problem(("kind",), f"unknown backend kind {entry.kind!r}",
                                        (f"did you mean {hint[0]!r}? " if hint else "") + "installed kinds: "
                                        + (", ".join(known) or "none (is llmops installed?)")))
-    options = validate(plugin.options, view, data=options_data, label=f"{entry.kind} backend")
+    options = validate(plugin.options, view, data=options_data, label=f"{entry.kind} backend",
+                       also_allowed=set(BackendEntry.model_fields))
     install = None
     if entry.install is not None:
         if plugin.install_options is None:

@@ -1,0 +1,1077 @@
+"""Ansible inventories read unchanged: INI, YAML/JSON, a folder of them, group_vars/ and host_vars/.
+
+The goal is that `llmops inventory --list` and `ansible-inventory --list` print the same thing for
+the same source (tests/inventory compares them on a corpus against the installed ansible-core), so
+this module follows what ansible-core does, including its odd corners:
+
+* A file is tried as YAML first when its extension is empty, .yml, .yaml or .json (JSON is tried
+  before YAML, as Ansible's loader does), then as INI; .toml and inventory plugins/scripts are refused.
+* YAML is read as YAML 1.1 by PyYAML, the loader Ansible uses (`yes`/`on` are booleans, `0755` is
+  octal, `1e3` is a string), with `!unsafe` and `!vault` kept as marked strings.
+* INI values on host lines *and* in `[g:vars]` go through `ast.literal_eval` (ansible-core 2.19; the
+  old documentation still says `[g:vars]` values are strings), after shlex splitting on host lines.
+* Variables are layered as Ansible's VariableManager does for a host, lowest first: the inventory's
+  `all` vars, the inventory vars of the host's other groups sorted by (depth, ansible_group_priority,
+  name), group_vars/all, group_vars/<group> in the same order, the inventory's host vars, host_vars/<host>.
+  Only inventory sources set a group's priority; `ansible_group_priority` in group_vars/ is a plain var.
+
+Everything wrong in the input is a ConfigError pointing at FILE:LINE:COL. Inside a folder source, a
+file that no parser accepts is skipped with a warning, as Ansible does (see AnsibleInventory.warnings).
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import os
+import re
+import shlex
+import string
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from llmops.errors import ConfigError, Problem
+from llmops.load.inventory import Host, Inventory
+from llmops.load.yamlsrc import MAX_BYTES, MAX_NODES, Located
+
+Where = tuple[str, int, int]  # file, line, column (1-based) of a definition
+
+YAML_EXTENSIONS = ("", ".yml", ".yaml", ".json")  # what Ansible's yaml plugin and vars files accept
+LOCALHOST_NAMES = ("localhost", "127.0.0.1", "::1")  # names Ansible may create an implicit localhost for
+MAX_RANGE_HOSTS = 100_000  # one host pattern may not expand beyond this (Ansible has no limit; we want no OOM)
+
+# Files Ansible skips inside a folder source: hidden ones, the vars folders, and these endings.
+_SKIPPED_IN_FOLDER = re.compile(
+    r"^\.|^host_vars$|^group_vars$|^vars_plugins$|"
+    + "|".join(re.escape(e) + "$" for e in (".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst",
+                                             ".orig", ".cfg", ".retry"))
+)
+
+
+class UnsafeText(str):
+    """A string marked `!unsafe` in YAML: Ansible never templates it, and prints it as {"__ansible_unsafe": ...}."""
+
+
+class VaultText(str):
+    """An `!vault` ciphertext, kept as it is: llmops does not decrypt Ansible Vault."""
+
+
+@dataclass
+class AnsibleInventory(Inventory):
+    """An Inventory read from Ansible sources, keeping what `ansible-inventory` prints.
+
+    `direct_hosts` holds each group's own hosts in the order Ansible added them (group_hosts has all
+    members, children included); `children` also has an entry for `all`.
+    """
+
+    direct_hosts: dict[str, list[str]] = field(default_factory=dict)
+    warnings: list[Problem] = field(default_factory=list)
+    implicit_hosts: dict[str, Host] = field(default_factory=dict)
+
+    def select(self, pattern: str) -> list[Host]:
+        """As Inventory.select, plus Ansible's implicit localhost when a pattern names it and no host does."""
+        selected = super().select(pattern)
+        terms = [t.strip() for t in re.split(r"[,:](?![^\[]*\])", pattern or "all") if t.strip()]
+        if pattern and pattern.strip() == "::1":
+            terms = ["::1"]
+        excluded = {t[1:] for t in terms if t.startswith("!")}
+        for term in terms:
+            if term in self.implicit_hosts and term not in excluded and term not in self.group_hosts:
+                host = self.implicit_hosts[term]
+                if host not in selected:
+                    selected.append(host)
+        return selected
+
+
+def load(path: str | Path) -> AnsibleInventory:
+    """Read an Ansible inventory file or folder (with its group_vars/ and host_vars/) into an Inventory."""
+    source = Path(path)
+    if not source.exists():
+        raise ConfigError(Problem(str(path), 1, 1, "inventory not found", "an inventory file or folder"))
+    builder = _Builder()
+    if source.is_dir():
+        _read_folder(source, builder)
+        vars_base = source
+    else:
+        _read_file(source, builder, in_folder=False)
+        vars_base = source.parent
+    builder.reconcile()
+    return _resolve(builder, vars_base, str(path))
+
+
+# --------------------------------------------------------------------------------------------------
+# The inventory as it grows: groups and hosts with the relationships Ansible keeps while reading.
+
+
+@dataclass
+class _Group:
+    name: str
+    where: Where
+    hosts: list[str] = field(default_factory=list)
+    children: list[str] = field(default_factory=list)
+    parents: list[str] = field(default_factory=list)
+    vars: dict[str, Any] = field(default_factory=dict)
+    origins: dict[str, Where] = field(default_factory=dict)
+    priority: int = 1
+
+
+@dataclass
+class _HostEntry:
+    name: str
+    where: Where
+    vars: dict[str, Any] = field(default_factory=dict)
+    origins: dict[str, Where] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)  # groups it was put in directly
+
+
+def _problem(where: Where, message: str, expected: str | None = None) -> Problem:
+    return Problem(where[0], where[1], where[2], message, expected)
+
+
+class _Builder:
+    """Groups and hosts with Ansible's rules for adding them (no duplicates, no cycles, `all` on top)."""
+
+    def __init__(self) -> None:
+        self.groups: dict[str, _Group] = {}
+        self.hosts: dict[str, _HostEntry] = {}
+        self.warnings: list[Problem] = []
+        nowhere: Where = ("<implicit>", 1, 1)
+        self.add_group("all", nowhere)
+        self.add_group("ungrouped", nowhere)
+        self.add_child("all", "ungrouped", nowhere)
+
+    def add_group(self, name: str, where: Where) -> str:
+        if not name:
+            raise ConfigError(_problem(where, "empty group name", "a group name"))
+        if name not in self.groups:
+            self.groups[name] = _Group(name, where)
+        return name
+
+    def add_host(self, name: str, group: str | None, port: int | None, where: Where) -> None:
+        if not name:
+            raise ConfigError(_problem(where, "empty host name", "a host name"))
+        host = self.hosts.get(name)
+        if host is None:
+            host = self.hosts[name] = _HostEntry(name, where)
+            if port:  # as Ansible: the port of `host:port` counts only where the host first appears
+                host.vars["ansible_port"] = int(port)
+                host.origins["ansible_port"] = where
+        if group is not None:
+            members = self.groups[group].hosts
+            if name not in members:
+                members.append(name)
+                host.groups.append(group)
+
+    def ancestors(self, group: str) -> set[str]:
+        seen: set[str] = set()
+        todo = list(self.groups[group].parents)
+        while todo:
+            g = todo.pop()
+            if g not in seen:
+                seen.add(g)
+                todo.extend(self.groups[g].parents)
+        return seen
+
+    def add_child(self, parent: str, child: str, where: Where) -> None:
+        """Make `child` (a group, or as in Ansible also a host) a member of `parent`."""
+        if child in self.groups:
+            if child == parent or child in self.ancestors(parent):
+                chain = self._path_between(child, parent) + [child]
+                raise ConfigError(_problem(where, "cyclic group children: " + " -> ".join(chain),
+                                           "groups that do not contain themselves"))
+            if child not in self.groups[parent].children:
+                self.groups[parent].children.append(child)
+                if parent not in self.groups[child].parents:
+                    self.groups[child].parents.append(parent)
+        elif child in self.hosts:
+            self.add_host(child, parent, None, where)
+        else:
+            raise ConfigError(_problem(where, f"{child!r} is neither a group nor a host", "a defined group"))
+
+    def _path_between(self, top: str, bottom: str) -> list[str]:
+        """Group names from `top` down to `bottom` through children (for cycle messages)."""
+        todo: list[list[str]] = [[top]]
+        while todo:
+            path = todo.pop(0)
+            if path[-1] == bottom:
+                return path
+            todo.extend(path + [c] for c in self.groups[path[-1]].children if c not in path)
+        return [top, bottom]
+
+    def set_variable(self, entity: str, key: Any, value: Any, where: Where) -> None:
+        """Set a variable on a group or host; like Ansible, a group wins when both have the name."""
+        if entity in self.groups:
+            group = self.groups[entity]
+            if key == "ansible_group_priority":
+                group.priority = _priority(value, where)
+                return
+            group.vars[key] = value
+            group.origins[key] = where
+        elif entity in self.hosts:
+            self.hosts[entity].vars[key] = value
+            self.hosts[entity].origins[key] = where
+        else:  # pragma: no cover - readers only set variables on what they just added
+            raise ConfigError(_problem(where, f"no group or host named {entity!r}"))
+
+    def reconcile(self) -> None:
+        """What Ansible does once all sources are read: parentless groups go under `all`, and
+        `ungrouped` ends up holding exactly the hosts that are in no other group."""
+        for name, group in list(self.groups.items()):
+            if name != "all" and not group.parents:
+                self.add_child("all", name, group.where)
+        ungrouped = self.groups["ungrouped"]
+        for name, host in self.hosts.items():
+            elsewhere = [g for g in host.groups if g not in ("all", "ungrouped")]
+            if elsewhere and "ungrouped" in host.groups:
+                ungrouped.hosts.remove(name)
+                host.groups.remove("ungrouped")
+            elif not elsewhere and "ungrouped" not in host.groups:
+                ungrouped.hosts.append(name)
+                host.groups.append("ungrouped")
+
+    def snapshot(self) -> "_Builder":
+        return copy.deepcopy(self)
+
+    def restore(self, other: "_Builder") -> None:
+        self.groups, self.hosts, self.warnings = other.groups, other.hosts, other.warnings
+
+
+def _priority(value: Any, where: Where) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(_problem(where, f"ansible_group_priority {value!r} is not an integer",
+                                   "an integer; higher wins among groups of the same depth")) from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Sources: a folder, then each file through the parsers Ansible would try.
+
+
+def _read_folder(folder: Path, builder: _Builder) -> None:
+    """Every inventory file in the folder and its subfolders, sorted by name, as Ansible reads a folder."""
+    try:
+        names = sorted(os.listdir(folder), key=os.fsencode)
+    except OSError as exc:
+        raise ConfigError(Problem(str(folder), 1, 1, f"cannot read folder: {exc.strerror}")) from None
+    for name in names:
+        if _SKIPPED_IN_FOLDER.search(name):
+            continue
+        entry = folder / name
+        if entry.is_dir():
+            _read_folder(entry, builder)
+        elif entry.is_file():
+            _read_file(entry, builder, in_folder=True)
+
+
+def _read_file(path: Path, builder: _Builder, *, in_folder: bool) -> None:
+    """Parse one file into `builder`: YAML/JSON, then INI, keeping nothing from a parser that failed.
+
+    A file alone is an error when no parser takes it; inside a folder it is skipped with a warning,
+    as Ansible does (it also warns and goes on).
+    """
+    raw = _read_bytes(path)
+    name = str(path)
+    ext = os.path.splitext(path.name)[1]  # case matters, as in Ansible: .YML is not YAML to it
+    try:
+        if raw.startswith(b"#!") and os.access(path, os.X_OK):
+            raise ConfigError(Problem(name, 1, 1, "this is a dynamic inventory script; llmops does not run them",
+                                      "a static INI or YAML inventory (save the script's --list output as JSON)"))
+        if ext == ".toml":
+            raise ConfigError(Problem(name, 1, 1, "TOML inventories are not supported", "an INI or YAML inventory"))
+        yaml_error: ConfigError | None = None
+        yaml_was_mapping = False
+        if ext in YAML_EXTENSIONS:
+            yaml_error, yaml_was_mapping = _try_yaml(raw, name, builder)
+            if yaml_error is None:
+                return
+        before = builder.snapshot()
+        try:
+            _IniReader(name, raw, builder).read()
+        except ConfigError as ini_error:
+            builder.restore(before)
+            # Report what the author most likely meant: YAML for a YAML extension or a YAML mapping, else INI.
+            if yaml_error is not None and (ext != "" or yaml_was_mapping):
+                raise yaml_error from None
+            raise ini_error from None
+    except ConfigError as exc:
+        if not in_folder:
+            raise
+        builder.warnings.extend(Problem(p.file, p.line, p.col, "skipped: " + p.message, p.expected)
+                                for p in exc.problems)
+
+
+def _try_yaml(raw: bytes, name: str, builder: _Builder) -> tuple[ConfigError | None, bool]:
+    """Read the file as a YAML inventory. On failure, return the error (nothing is left in `builder`)
+    and whether the file was at least a YAML mapping."""
+    try:
+        located = _load_yaml_or_json(raw, name)
+    except ConfigError as exc:
+        return exc, False
+    data = located.data
+    if isinstance(data, dict) and data.get("plugin"):  # Ansible's `auto` plugin would take it
+        raise ConfigError(located.problem(("plugin",), f"inventory plugin configuration (plugin: {data['plugin']}) "
+                                          "is not supported", "a static YAML inventory", key=True))
+    before = builder.snapshot()
+    try:
+        _YamlInventoryReader(located, builder).read()
+    except ConfigError as exc:
+        builder.restore(before)
+        return exc, isinstance(data, dict)
+    return None, True
+
+
+def _read_bytes(path: Path) -> bytes:
+    name = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise ConfigError(Problem(name, 1, 1, f"file is {size} bytes, too large", f"at most {MAX_BYTES} bytes"))
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(Problem(name, 1, 1, f"cannot read file: {exc.strerror}")) from None
+
+
+# --------------------------------------------------------------------------------------------------
+# YAML and JSON as Ansible's loader reads them (JSON first, then PyYAML's YAML 1.1), with positions.
+
+
+class _AnsibleYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (YAML 1.1 typing, as Ansible) plus Ansible's `!unsafe` and `!vault` tags."""
+
+
+def _construct_as_if_untagged(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    """Build a tagged node's value as Ansible does: resolve its tag as for a plain node, then construct."""
+    plain = copy.copy(node)
+    plain.tag = loader.resolve(type(node), node.value, (True, False))
+    return loader.construct_object(plain, deep=True)
+
+
+def _mark_unsafe(value: Any) -> Any:
+    if isinstance(value, str):
+        return UnsafeText(value)
+    if isinstance(value, list):
+        return [_mark_unsafe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _mark_unsafe(v) for k, v in value.items()}
+    return value
+
+
+def _construct_unsafe(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    return _mark_unsafe(_construct_as_if_untagged(loader, node))
+
+
+def _construct_vault(loader: yaml.SafeLoader, node: yaml.Node) -> VaultText:
+    value = _construct_as_if_untagged(loader, node)
+    if not isinstance(value, str):
+        raise yaml.constructor.ConstructorError(None, None, f"the {node.tag} tag needs a string value", node.start_mark)
+    return VaultText(value)
+
+
+_AnsibleYamlLoader.add_constructor("!unsafe", _construct_unsafe)
+_AnsibleYamlLoader.add_constructor("!vault", _construct_vault)
+_AnsibleYamlLoader.add_constructor("!vault-encrypted", _construct_vault)
+
+
+def _decode(raw: bytes, name: str) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start].decode("utf-8", "replace")
+        line = before.count("\n") + 1
+        col = len(before) - (before.rfind("\n") + 1) + 1
+        raise ConfigError(Problem(name, line, col, "not UTF-8 text", "a UTF-8 text file")) from None
+    if "\x00" in text:
+        before = text[: text.index("\x00")]
+        raise ConfigError(Problem(name, before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1,
+                                  "NUL byte in file (binary file?)", "a text file"))
+    return text
+
+
+def _json_object_hook(obj: dict[str, Any]) -> Any:
+    """Ansible's JSON decoder turns these two one-key objects back into marked strings."""
+    if len(obj) == 1 and isinstance(obj.get("__ansible_unsafe"), str):
+        return UnsafeText(obj["__ansible_unsafe"])
+    if len(obj) == 1 and isinstance(obj.get("__ansible_vault"), str):
+        return VaultText(obj["__ansible_vault"])
+    return obj
+
+
+def _load_yaml_or_json(raw: bytes, name: str) -> Located:
+    text = _decode(raw, name)
+    try:
+        data = json.loads(text, object_hook=_json_object_hook)
+    except (ValueError, RecursionError):
+        return _load_yaml(text, name)
+    located = Located(name, data)
+    try:  # positions only; JSON is (nearly always) YAML too
+        shadow = _load_yaml(text, name)
+        located.values, located.keys = shadow.values, shadow.keys
+    except ConfigError:
+        pass
+    return located
+
+
+def _load_yaml(text: str, name: str) -> Located:
+    loader = _AnsibleYamlLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+        located = Located(name, data)
+        if node is not None:
+            _record_positions(loader, node, data, (), located, [0])
+        return located
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        message = (exc.problem or "invalid YAML").strip()
+        if exc.context and exc.context not in message:
+            message += f" ({exc.context.strip()})"
+        raise ConfigError(Problem(name, line, col, f"invalid YAML: {message}")) from None
+    except yaml.reader.ReaderError as exc:
+        before = text[: exc.position]
+        line, col = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+        raise ConfigError(Problem(name, line, col, "unacceptable character in YAML", "printable text")) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(Problem(name, 1, 1, f"invalid YAML: {exc}")) from None
+    except RecursionError:
+        raise ConfigError(Problem(name, 1, 1, "YAML nested too deeply", "a reasonably nested document")) from None
+    finally:
+        loader.dispose()
+
+
+def _record_positions(loader: yaml.SafeLoader, node: yaml.Node, value: Any, path: tuple, located: Located,
+                      count: list[int]) -> None:
+    """Walk the node tree beside the built data and note where each value and key starts."""
+    count[0] += 1
+    if count[0] > MAX_NODES:
+        raise ConfigError(Problem(located.file, node.start_mark.line + 1, node.start_mark.column + 1,
+                                  f"document expands to more than {MAX_NODES} nodes (an alias bomb?)",
+                                  "a reasonably sized document"))
+    located.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode) and isinstance(value, dict):
+        for key_node, value_node in node.value:  # merge keys (<<) were already flattened into these
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = loader.construct_object(key_node, deep=True)
+            if key in value:
+                located.keys[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                _record_positions(loader, value_node, value[key], path + (key,), located, count)
+    elif isinstance(node, yaml.SequenceNode) and isinstance(value, list):
+        for i, (item_node, item) in enumerate(zip(node.value, value)):
+            _record_positions(loader, item_node, item, path + (i,), located, count)
+
+
+def _where(located: Located, path: tuple, *, key: bool = False) -> Where:
+    line, col = located.where(path, key=key)
+    return (located.file, line, col)
+
+
+# --------------------------------------------------------------------------------------------------
+# YAML inventories: top-level keys are groups, each with optional `hosts`, `children` and `vars`.
+
+
+class _YamlInventoryReader:
+    def __init__(self, located: Located, builder: _Builder):
+        self.located = located
+        self.builder = builder
+
+    def read(self) -> None:
+        data = self.located.data
+        if not data:
+            raise ConfigError(self.located.problem((), "YAML inventory is empty", "top-level groups such as 'all:'"))
+        if not isinstance(data, dict):
+            raise ConfigError(self.located.problem((), f"YAML inventory is a {_type_name(data)}, not a mapping",
+                                                   "top-level groups such as 'all:'"))
+        for group, group_data in data.items():
+            self.group(group, group_data, (group,))
+
+    def warn(self, path: tuple, message: str, *, key: bool = False) -> None:
+        self.builder.warnings.append(self.located.problem(path, message, key=key))
+
+    def group(self, name: Any, data: Any, path: tuple) -> Any:
+        if not isinstance(data, (dict, type(None))):
+            self.warn(path, f"skipping {name!r}: a group must be a mapping, this is a {_type_name(data)}", key=True)
+            return name
+        if not isinstance(name, str):
+            raise ConfigError(self.located.problem(path, f"group name {name!r} is not a string",
+                                                   "a group name (quote numbers)", key=True))
+        self.builder.add_group(name, _where(self.located, path, key=True))
+        if data is None:
+            return name
+        sections: dict[str, Any] = {}
+        for section in ("vars", "children", "hosts"):
+            if section in data:
+                value = data[section]
+                if isinstance(value, str):
+                    value = {value: None}  # `hosts: web1` means one host
+                if not isinstance(value, (dict, type(None))):
+                    raise ConfigError(self.located.problem(path + (section,), f"'{section}' of group {name!r} is a "
+                                                           f"{_type_name(value)}", "a mapping"))
+                sections[section] = value
+        for key in data:
+            value = sections.get(key, data[key]) if isinstance(key, str) else data[key]
+            if not isinstance(value, (dict, type(None))):
+                self.warn(path + (key,), f"skipping key {key!r} in group {name!r}: not a mapping", key=True)
+            elif value is None:
+                continue
+            elif key == "vars":
+                for var, var_value in value.items():
+                    self.builder.set_variable(name, var, var_value, _where(self.located, path + (key, var), key=True))
+            elif key == "children":
+                for child, child_data in value.items():
+                    child_name = self.group(child, child_data, path + (key, child))
+                    self.builder.add_child(name, child_name, _where(self.located, path + (key, child), key=True))
+            elif key == "hosts":
+                for pattern, host_vars in value.items():
+                    self.hosts(name, pattern, host_vars, path + (key, pattern))
+            else:
+                self.warn(path + (key,), f"skipping unexpected key {key!r} in group {name!r} "
+                                         "(only 'vars', 'children' and 'hosts' are valid)", key=True)
+        return name
+
+    def hosts(self, group: str, pattern: Any, host_vars: Any, path: tuple) -> None:
+        where = _where(self.located, path, key=True)
+        if not isinstance(pattern, str):
+            raise ConfigError(_problem(where, f"host pattern {pattern!r} is not a string", "a host name (quote numbers)"))
+        names, port = _expand_host_pattern(pattern, where)
+        host_vars = host_vars or {}
+        if not isinstance(host_vars, dict):
+            raise ConfigError(self.located.problem(path, f"variables of host {pattern!r} are a "
+                                                   f"{_type_name(host_vars)}", "a mapping of variables"))
+        for name in names:
+            self.builder.add_host(name, group, port, where)
+            for var, value in host_vars.items():
+                self.builder.set_variable(name, var, value, _where(self.located, path + (var,), key=True))
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "mapping", list: "list", str: "string", int: "number", float: "number", bool: "boolean",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+# --------------------------------------------------------------------------------------------------
+# INI inventories.
+
+# [group] or [group:kind], optionally followed by a comment.
+_SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$")
+# A group name alone on a line in a [group:children] section.
+_CHILD = re.compile(r"^([^:\]\s]+)\s*(?:#.*)?$")
+
+
+@dataclass
+class _Pending:
+    """A group named before it is declared: [g:vars] before [g], or a child before its own section."""
+
+    kind: str
+    where: Where
+    parents: list[str] = field(default_factory=list)
+
+
+class _IniReader:
+    def __init__(self, name: str, raw: bytes, builder: _Builder):
+        self.name = name
+        self.raw = raw
+        self.builder = builder
+        self.pending: dict[str, _Pending] = {}
+
+    def read(self) -> None:
+        text = self.raw.decode("utf-8", "surrogateescape")
+        group, kind = "ungrouped", "hosts"
+        for number, line in enumerate(text.splitlines(), start=1):
+            stripped = line.strip()
+            if not stripped or stripped[0] in "#;":
+                continue  # Ansible even accepts non-UTF-8 bytes in comment lines
+            col = len(line) - len(line.lstrip()) + 1
+            where: Where = (self.name, number, col)
+            if any("\udc80" <= ch <= "\udcff" for ch in stripped):
+                raise ConfigError(_problem(where, "not UTF-8 text", "a UTF-8 text file"))
+            section = _SECTION.match(stripped)
+            if section:
+                group, kind = self.section(section, where)
+            elif stripped.startswith("[") and stripped.endswith("]"):
+                raise ConfigError(_problem(where, f"invalid section header {stripped!r}",
+                                           "[group], [group:vars] or [group:children], without spaces"))
+            elif kind == "hosts":
+                self.host_line(stripped, line, group, where)
+            elif kind == "vars":
+                self.vars_line(stripped, line, group, where)
+            else:
+                child = _CHILD.match(stripped)
+                if not child:
+                    raise ConfigError(_problem(where, f"expected a group name, got {stripped!r}",
+                                               "one group name per line in a :children section"))
+                self.child_line(child.group(1), group, where)
+        for name, pending in self.pending.items():  # Ansible reports only the first
+            if pending.kind == "vars":
+                raise ConfigError(_problem(pending.where, f"section [{name}:vars] is for a group that is never declared",
+                                           f"a [{name}] or [{name}:children] section"))
+            raise ConfigError(_problem(pending.where, f"section [{pending.parents[-1]}:children] names undefined group "
+                                       f"{name!r}", f"a [{name}] or [{name}:children] section"))
+
+    def section(self, match: re.Match, where: Where) -> tuple[str, str]:
+        group = match.group(1)  # kept as written: ansible-core 2.19 only warns about characters like '-'
+        kind = match.group(2) or "hosts"
+        if kind not in ("hosts", "children", "vars"):
+            raise ConfigError(_problem((where[0], where[1], where[2] + len(match.group(1)) + 2),
+                                       f"section [{match.group(1)}:{kind}] has unknown type {kind!r}",
+                                       "[group], [group:vars] or [group:children]"))
+        if group not in self.builder.groups:
+            # [g] or [g:children] declares a group; [g:vars] alone does not, and is checked at the end.
+            if kind == "vars" and group not in self.pending:
+                self.pending[group] = _Pending("vars", where)
+            self.builder.add_group(group, where)
+        if group in self.pending and kind != "vars":
+            if self.pending[group].kind == "children":
+                self.attach_pending(group)
+            else:
+                del self.pending[group]
+        return group, kind
+
+    def attach_pending(self, group: str) -> None:
+        pending = self.pending[group]
+        for parent in pending.parents:
+            self.builder.add_child(parent, group, pending.where)
+            if parent in self.pending and self.pending[parent].kind == "children":
+                self.attach_pending(parent)
+        self.pending.pop(group, None)
+
+    def child_line(self, child: str, group: str, where: Where) -> None:
+        if child in self.builder.groups:
+            self.builder.add_child(group, child, where)
+        elif child in self.pending:
+            self.pending[child].parents.append(group)
+        else:
+            self.pending[child] = _Pending("children", where, [group])
+
+    def host_line(self, stripped: str, line: str, group: str, where: Where) -> None:
+        try:
+            tokens = shlex.split(stripped, comments=True)
+        except ValueError as exc:
+            raise ConfigError(_problem(where, f"cannot split host line: {exc}", "balanced quotes")) from None
+        if not tokens:
+            raise ConfigError(_problem(where, "expected a host name", "a host name, then key=value pairs"))
+        pattern = tokens[0]
+        names, port = _expand_host_pattern(pattern, where)
+        if pattern.strip().endswith(":") and port is None:
+            raise ConfigError(_problem(where, f"host pattern {pattern!r} ends with ':'", "host or host:port"))
+        if any(n.strip() == "---" for n in names):
+            raise ConfigError(_problem(where, "'---' is not a host name (is this a YAML file?)", "an INI inventory"))
+        variables: list[tuple[str, Any, Where]] = []
+        for token in tokens[1:]:
+            if "=" not in token:
+                raise ConfigError(_problem(self.column_of(line, token, where), f"expected key=value, got {token!r}",
+                                           "host variables as key=value"))
+            key, value = token.split("=", 1)
+            at = self.column_of(line, key + "=", where)
+            variables.append((key, _ini_value(value, at), at))
+        for name in names:
+            self.builder.add_host(name, group, port, where)
+            for key, value, at in variables:
+                self.builder.set_variable(name, key, value, at)
+
+    def vars_line(self, stripped: str, line: str, group: str, where: Where) -> None:
+        if "=" not in stripped:
+            raise ConfigError(_problem(where, f"expected key=value, got {stripped!r}", "one key=value per line"))
+        key, value = (part.strip() for part in stripped.split("=", 1))
+        self.builder.set_variable(group, key, _ini_value(value, where), where)
+
+    @staticmethod
+    def column_of(line: str, text: str, where: Where) -> Where:
+        found = line.find(text, where[2])  # after the host name
+        return (where[0], where[1], found + 1) if found >= 0 else where
+
+
+def _ini_value(text: str, where: Where) -> Any:
+    """An INI value as Ansible types it: a Python literal when ast.literal_eval takes it, else the text."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+    except (TypeError, MemoryError, RecursionError) as exc:  # e.g. {[1]: 2}; Ansible fails the file too
+        raise ConfigError(_problem(where, f"cannot read value {text!r}: {exc}", "a Python literal or plain text")) from None
+    return _ini_plain(value)
+
+
+def _ini_plain(value: Any) -> Any:
+    """Keep only variable types: tuples and sets become lists, bytes text, complex and `...` strings."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    if isinstance(value, (list, tuple, set)):
+        return [_ini_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _ini_plain(v) for k, v in value.items()}
+    if value is ...:
+        return "..."
+    if isinstance(value, complex):
+        return str(value)
+    return value
+
+
+# --------------------------------------------------------------------------------------------------
+# Host patterns: `name`, `name:port`, `[v6]:port`, ranges `web[01:10]`, `db-[a:f]`, `n[1:9:2]`.
+
+# A range as a host name label may hold it: letters or numbers, optional numeric step.
+_LABEL_RANGE = r"\[(?:[a-z]:[a-z]|[0-9]+:[0-9]+)(?::[0-9]+)?\]"
+_LABEL = rf"(?:\w|{_LABEL_RANGE})(?:[\w-]|{_LABEL_RANGE})*(?<![_-])"
+_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*", re.I)
+_HEX_RANGE = re.compile(r"\[[0-9a-f]+:[0-9a-f]+(?::[0-9]+)?\]", re.I)
+_BRACKETED_PORT = re.compile(r"\[(.+)\]:([0-9]+)")
+_TRAILING_PORT = re.compile(r"((?:[^:\[\]]|\[[^\]]*\])*):([0-9]+)")
+
+
+def _split_port(pattern: str) -> tuple[str, int | None]:
+    """`host:port` and `[host]:port` split as Ansible's parse_address does; anything that is not then a
+    valid host name or IP address is kept whole, without a port (Ansible does the same)."""
+    address, port = pattern, None
+    for form in (_BRACKETED_PORT, _TRAILING_PORT):
+        m = form.fullmatch(address)
+        if m:
+            address, port = m.group(1), int(m.group(2))
+    if _HOSTNAME.fullmatch(address) or _is_ipv6(address):
+        return address, port
+    return pattern, None
+
+
+def _is_ipv6(address: str) -> bool:
+    import ipaddress
+
+    if "%" in address or ":" not in address:
+        return False
+    try:
+        ipaddress.IPv6Address(_HEX_RANGE.sub("0", address))
+        return True
+    except ValueError:
+        return False
+
+
+def _expand_host_pattern(pattern: str, where: Where) -> tuple[list[str], int | None]:
+    address, port = _split_port(pattern)
+    if "[" not in address:
+        return [address], port
+    names: list[str] = []
+    try:
+        _expand_ranges(address, names)
+    except _RangeError as exc:
+        raise ConfigError(_problem(where, f"bad host range in {pattern!r}: {exc}",
+                                   "[begin:end] or [begin:end:step], e.g. web[01:10] or db-[a:f]")) from None
+    return names, port
+
+
+class _RangeError(Exception):
+    pass
+
+
+def _expand_ranges(pattern: str, out: list[str]) -> None:
+    """Expand the first [begin:end(:step)] of `pattern`, then the rest, into `out` (Ansible's rules:
+    equal-width zero-padded numbers, single letters, an empty begin meaning 0)."""
+    parts = pattern.replace("[", "|", 1).replace("]", "|", 1).split("|")
+    if len(parts) != 3:
+        raise _RangeError("unbalanced brackets")
+    head, inner, tail = parts
+    bounds = inner.split(":")
+    if len(bounds) not in (2, 3):
+        raise _RangeError("a range is begin:end or begin:end:step")
+    begin, end = bounds[0] or "0", bounds[1]
+    step_text = bounds[2] if len(bounds) == 3 else "1"
+    if not end:
+        raise _RangeError("the range has no end")
+    width = len(begin) if begin[0] == "0" and len(begin) > 1 else 0
+    if width and len(end) != width:
+        raise _RangeError("zero-padded begin and end must have the same width")
+    try:
+        step = int(step_text)
+        if begin in string.ascii_letters and end in string.ascii_letters:
+            first, last = string.ascii_letters.index(begin), string.ascii_letters.index(end)
+            if first > last:
+                raise _RangeError("begin must not come after end")
+            items = list(string.ascii_letters[first:last + 1:step])
+        else:
+            items = [str(n).zfill(width) for n in range(int(begin), int(end) + 1, step)]
+    except ValueError as exc:
+        raise _RangeError(str(exc)) from None
+    for item in items:
+        name = head + item + tail
+        if "[" in name:
+            _expand_ranges(name, out)
+        else:
+            out.append(name)
+        if len(out) > MAX_RANGE_HOSTS:
+            raise _RangeError(f"expands to more than {MAX_RANGE_HOSTS} hosts")
+
+
+# --------------------------------------------------------------------------------------------------
+# group_vars/ and host_vars/ beside the inventory.
+
+
+def _vars_files(folder: Path, name: str) -> list[Path]:
+    """The files Ansible reads for one group or host: the first of NAME, NAME.yml, NAME.yaml, NAME.json;
+    a folder NAME/ gives all its files (sorted, recursively, hidden and backup files skipped)."""
+    if name.startswith(os.sep) or not folder.is_dir():
+        return []
+    for ext in YAML_EXTENSIONS:
+        candidate = folder / (name + ext)
+        if candidate.is_dir():
+            return _files_in(candidate)
+        if candidate.exists():
+            return [candidate]
+    return []
+
+
+def _files_in(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    for name in sorted(os.listdir(folder)):
+        if name.startswith(".") or name.endswith("~"):
+            continue
+        ext = os.path.splitext(name)[1]
+        path = folder / name
+        if path.is_dir() and not ext:
+            found += _files_in(path)
+        elif path.is_file() and ext in YAML_EXTENSIONS:
+            found.append(path)
+    return found
+
+
+class _VarsFiles:
+    """Variables from group_vars/ or host_vars/, loaded once per file."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.cache: dict[Path, tuple[dict[str, Any], dict[str, Where]]] = {}
+
+    def get(self, name: str) -> tuple[dict[str, Any], dict[str, Where]]:
+        values: dict[str, Any] = {}
+        origins: dict[str, Where] = {}
+        for path in _vars_files(self.folder, name):
+            if path not in self.cache:
+                self.cache[path] = self.load(path)
+            file_values, file_origins = self.cache[path]
+            values.update(file_values)
+            origins.update(file_origins)
+        return values, origins
+
+    @staticmethod
+    def load(path: Path) -> tuple[dict[str, Any], dict[str, Where]]:
+        located = _load_yaml_or_json(_read_bytes(path), str(path))
+        if not located.data:
+            return {}, {}  # empty files are fine
+        if not isinstance(located.data, dict):
+            raise ConfigError(located.problem((), f"variables file holds a {_type_name(located.data)}",
+                                              "a mapping of variable names to values"))
+        return dict(located.data), {k: _where(located, (k,), key=True) for k in located.data}
+
+
+# --------------------------------------------------------------------------------------------------
+# Resolution: each host's variables in Ansible's order, then llmops' Host fields.
+
+
+def _resolve(builder: _Builder, vars_base: Path, source: str) -> AnsibleInventory:
+    groups = builder.groups
+    depth: dict[str, int] = {}
+
+    def depth_of(name: str) -> int:  # longest path from `all`, as Ansible's group depth
+        if name not in depth:
+            depth[name] = 0 if name == "all" else max((depth_of(p) + 1 for p in groups[name].parents), default=1)
+        return depth[name]
+
+    group_files = _VarsFiles(vars_base / "group_vars")
+    host_files = _VarsFiles(vars_base / "host_vars")
+    file_group_vars = {name: group_files.get(name) for name in groups}
+
+    hosts: dict[str, Host] = {}
+    for name, entry in builder.hosts.items():
+        host_groups: set[str] = set()
+        for g in entry.groups:
+            host_groups |= {g} | builder.ancestors(g)
+        ordered = sorted(host_groups - {"all"}, key=lambda g: (depth_of(g), groups[g].priority, g))
+        layers = [(groups["all"].vars, groups["all"].origins)]
+        layers += [(groups[g].vars, groups[g].origins) for g in ordered]
+        layers += [file_group_vars["all"]] + [file_group_vars[g] for g in ordered]
+        layers += [(entry.vars, entry.origins), host_files.get(name)]
+        values, origins = _merge(layers)
+        host = _make_host(name, values, origins, entry.where[0])
+        host.groups = tuple(["all"] + (["ungrouped"] if "ungrouped" in host_groups else [])
+                            + [g for g in ordered if g != "ungrouped"])
+        hosts[name] = host
+
+    members = {name: _members(builder, name) for name in groups}
+    members["all"] = list(builder.hosts)
+    group_vars = {name: {**g.vars, **file_group_vars[name][0]} for name, g in groups.items()}
+    inventory = AnsibleInventory(
+        hosts=hosts, group_hosts=members, children={n: list(g.children) for n, g in groups.items()},
+        group_vars=group_vars, source=source, direct_hosts={n: list(g.hosts) for n, g in groups.items()},
+        warnings=list(builder.warnings),
+    )
+    inventory.implicit_hosts = _implicit_localhosts(builder, file_group_vars["all"], host_files)
+    return inventory
+
+
+def _members(builder: _Builder, group: str) -> list[str]:
+    out: list[str] = []
+    todo = [group]
+    seen: set[str] = set()
+    while todo:
+        g = todo.pop(0)
+        if g in seen:
+            continue
+        seen.add(g)
+        out += [h for h in builder.groups[g].hosts if h not in out]
+        todo += builder.groups[g].children
+    return out
+
+
+def _merge(layers: list[tuple[dict[str, Any], dict[str, Where]]]) -> tuple[dict[str, Any], dict[str, Where]]:
+    values: dict[str, Any] = {}
+    origins: dict[str, Where] = {}
+    for layer_values, layer_origins in layers:
+        values.update(layer_values)  # Ansible's default hash_behaviour=replace: no deep merge
+        origins.update(layer_origins)
+    return values, origins
+
+
+def _implicit_localhosts(builder: _Builder, all_files: tuple[dict[str, Any], dict[str, Where]],
+                         host_files: _VarsFiles) -> dict[str, Host]:
+    """Ansible makes a `localhost` (local connection, this Python) when a pattern names one that the
+    inventory lacks; it gets the `all` variables, never appears in `all`, and is not listed."""
+    implicit: dict[str, Host] = {}
+    for name in LOCALHOST_NAMES:
+        if name in builder.hosts:
+            continue
+        own = {"ansible_python_interpreter": sys.executable, "ansible_connection": "local"}
+        where: Where = ("<implicit localhost>", 1, 1)
+        values, origins = _merge([(builder.groups["all"].vars, builder.groups["all"].origins), all_files,
+                                  (own, {k: where for k in own}), host_files.get(name)])
+        host = _make_host(name, values, origins, where[0])
+        host.groups = ("all",)
+        implicit[name] = host
+    return implicit
+
+
+# Connection variables. Ansible's ssh plugin reads the last of its listed names that is set, so the
+# legacy ansible_ssh_* names win over the short ones; each tuple lists the winner first.
+_ADDRESS = ("ansible_ssh_host", "ansible_host")
+_PORT = ("ansible_ssh_port", "ansible_port")
+_USER = ("ansible_ssh_user", "ansible_user")
+_KEY = ("ansible_ssh_private_key_file", "ansible_private_key_file")
+_KEY_CHECKING = ("ansible_ssh_host_key_checking", "ansible_host_key_checking")
+_TIMEOUT = ("ansible_ssh_timeout",)
+_SSH_ARGS = ("ansible_ssh_args", "ansible_ssh_common_args", "ansible_ssh_extra_args")  # command-line order
+_LOCAL_CONNECTIONS = ("local", "ansible.builtin.local")
+_SSH_CONNECTIONS = ("ssh", "smart", "paramiko", "paramiko_ssh", "ansible.builtin.ssh", "ansible.builtin.paramiko_ssh")
+_TRUE = ("y", "yes", "on", "1", "true", "t", "1.0")
+_FALSE = ("n", "no", "off", "0", "false", "f", "0.0")
+
+
+def _make_host(name: str, values: dict[str, Any], origins: dict[str, Where], fallback_file: str) -> Host:
+    """llmops' Host from a host's resolved Ansible variables (connection values rendered as Ansible would)."""
+
+    def problem(key: str, message: str, expected: str) -> ConfigError:
+        where = origins.get(key, (fallback_file, 1, 1))
+        return ConfigError(_problem(where, f"host {name!r}: {key}: {message}", expected))
+
+    def pick(keys: tuple[str, ...]) -> tuple[str, Any] | None:
+        for key in keys:
+            if values.get(key) is not None:
+                return key, _render(name, key, values[key], values, problem)
+        return None
+
+    host = Host(name=name, connection="ssh", address=name, vars=values)
+    if found := pick(("ansible_connection",)):
+        connection = str(found[1])
+        # Other plugins (winrm, docker...) are kept by name so that the executor can refuse them.
+        host.connection = ("local" if connection in _LOCAL_CONNECTIONS
+                           else "ssh" if connection in _SSH_CONNECTIONS else connection)
+    if found := pick(_ADDRESS):
+        host.address = str(found[1])
+    elif host.connection == "local":
+        host.address = "127.0.0.1"  # nothing is dialled; where servers on this host are reached
+    if found := pick(_USER):
+        host.user = str(found[1])
+    if found := pick(_KEY):
+        host.key = str(found[1])
+    if found := pick(_PORT):
+        key, port = found
+        try:
+            host.port = int(str(port).strip())
+        except ValueError:
+            raise problem(key, f"{port!r} is not a port number", "an integer from 1 to 65535") from None
+        if not 1 <= host.port <= 65535:
+            raise problem(key, f"{host.port} is out of range", "an integer from 1 to 65535")
+    if found := pick(("ansible_python_interpreter",)):
+        python = str(found[1])
+        if not python.startswith("auto"):  # auto, auto_silent, auto_legacy: Ansible discovers; we use python3
+            host.python = python
+    if found := pick(_TIMEOUT):
+        try:
+            host.connect_timeout = float(found[1])
+        except (TypeError, ValueError):
+            raise problem(found[0], f"{found[1]!r} is not a number of seconds", "a number") from None
+    options: dict[str, str] = {}
+    for key in _SSH_ARGS:
+        if values.get(key):
+            for option, value in _ssh_options(str(_render(name, key, values[key], values, problem))):
+                options.setdefault(option, value)  # ssh keeps the first value given for an option
+    if "connecttimeout" in options:
+        try:
+            host.connect_timeout = float(options["connecttimeout"])
+        except ValueError:
+            pass
+    if options.get("userknownhostsfile"):
+        host.known_hosts = options["userknownhostsfile"].split()[0]
+    # no, off and accept-new all take unknown keys; llmops then stops checking altogether
+    host.host_key_checking = options.get("stricthostkeychecking", "yes").lower() not in ("no", "off", "accept-new")
+    if found := pick(_KEY_CHECKING):
+        text = str(found[1]).strip().lower()
+        if text not in _TRUE + _FALSE:
+            raise problem(found[0], f"{found[1]!r} is not a boolean", "true or false")
+        if text in _FALSE:  # Ansible then puts -o StrictHostKeyChecking=no first on the ssh command line
+            host.host_key_checking = False
+    return host
+
+
+def _ssh_options(args: str) -> list[tuple[str, str]]:
+    """The `-o Name=value` options in an ssh argument string, names lower-cased."""
+    try:
+        words = shlex.split(args)
+    except ValueError:
+        return []
+    found: list[tuple[str, str]] = []
+    for i, word in enumerate(words):
+        option = words[i + 1] if word == "-o" and i + 1 < len(words) else word[2:] if word.startswith("-o") else ""
+        if option:
+            key, _, value = option.replace("=", " ", 1).partition(" ")
+            found.append((key.strip().lower(), value.strip()))
+    return found
+
+
+def _render(name: str, key: str, value: Any, values: dict[str, Any],
+            problem: Callable[[str, str, str], ConfigError]) -> Any:
+    """Connection variables may be Jinja templates (`ansible_host: "{{ inventory_hostname }}.lan"`);
+    Ansible renders them when it connects, so we do it here. `!unsafe` values are never rendered."""
+    if not isinstance(value, str) or isinstance(value, UnsafeText) or ("{{" not in value and "{%" not in value):
+        return value
+    from jinja2 import StrictUndefined, TemplateError
+    from jinja2.sandbox import SandboxedEnvironment
+
+    env = SandboxedEnvironment(undefined=StrictUndefined)
+    context = {**values, "inventory_hostname": name, "inventory_hostname_short": name.split(".")[0]}
+    text = value
+    try:
+        for _ in range(10):  # variables that refer to other templated variables
+            text = env.from_string(text).render(context)
+            if "{{" not in text and "{%" not in text:
+                break
+    except TemplateError as exc:
+        raise problem(key, f"cannot render {value!r}: {exc}", "a template over this host's variables") from None
+    return text
+
+
+__all__ = ["AnsibleInventory", "UnsafeText", "VaultText", "load"]
