@@ -15,7 +15,8 @@ from llmops.plugins.registry import registry
 from llmops.record.rundir import RunDir, new_run_id, write_text
 from llmops.report.tables import bench_table, comparison, detail_table, report_markdown
 
-EXIT_OK, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 2, 4, 130
+EXIT_OK, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 4, 130, 143
+_signals: list[int] = []
 
 
 def run_apply(plan: Plan, *, playbook: Path, inventory: str | None, run_dir: str | None, forks: int,
@@ -60,7 +61,7 @@ def run_apply(plan: Plan, *, playbook: Path, inventory: str | None, run_dir: str
     if interrupted:
         console.line("llmops: interrupted; every server this run started was stopped. "
                      "Finished variants are kept in the run directory.")
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if signal.SIGTERM in _signals else EXIT_INTERRUPTED
     if any(r.unreachable for r in recaps.values()):
         return EXIT_UNREACHABLE
     if any(r.failed for r in recaps.values()):
@@ -82,6 +83,8 @@ def run_provision(plan: Plan, *, forks: int) -> int:
 
 
 def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM gets the same clean shutdown as Ctrl-C (servers stopped, results kept)."""
+    _signals.append(signum)
     raise KeyboardInterrupt
 
 

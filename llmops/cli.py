@@ -176,6 +176,34 @@ def facts(inventory: str | None, limit: str | None, as_json: bool, forks: int) -
     sys.exit(run_facts(inventory, limit, as_json=as_json, forks=forks))
 
 
+@main.command()
+@click.option("-i", "--inventory", "inventory", type=click.Path(), required=True,
+              help="Inventory file or folder (llmops YAML, Ansible INI/YAML/JSON).")
+@click.option("--list", "as_list", is_flag=True, help="All hosts, groups and variables, as `ansible-inventory --list`.")
+@click.option("--graph", "graph", is_flag=True, help="The group tree, as `ansible-inventory --graph`.")
+@click.option("--host", "host", default=None, help="The variables of one host, as `ansible-inventory --host`.")
+@click.option("--list-hosts", "pattern", default=None, metavar="PATTERN", help="Hosts a pattern selects.")
+def inventory(inventory: str, as_list: bool, graph: bool, host: str | None, pattern: str | None) -> None:
+    """Show an inventory as llmops resolved it (diff it against `ansible-inventory`)."""
+    from llmops.load import ansible_list
+    from llmops.load.inventory import load_inventory
+
+    inv = load_inventory(inventory)
+    for warning in getattr(inv, "warnings", []):
+        click.echo(f"[WARNING]: {warning}", err=True)
+    if graph:
+        click.echo(ansible_list.to_graph(inv))
+    elif host:
+        click.echo(ansible_list.dumps(ansible_list.to_ansible_host(inv, host)))
+    elif pattern:
+        hosts = inv.select(pattern)
+        click.echo(f"  hosts ({len(hosts)}):")
+        for h in hosts:
+            click.echo(f"    {h.name}")
+    else:
+        click.echo(ansible_list.dumps(ansible_list.to_ansible_list(inv)))
+
+
 @main.group()
 def model() -> None:
     """Models llmops can make itself."""

@@ -151,7 +151,7 @@ def cmd_info(args) -> int:
     return 0
 
 
-def _spawn(argv, log, env, cwd=None, stamp=True):
+def _spawn(argv, log, env, cwd=None, stamp=True, lease=None, lease_timeout=0.0):
     """Start argv detached; return (pid, sid, t_spawn, error).
 
     A first child becomes a new session leader (setsid: no terminal, survives our exit and
@@ -203,7 +203,7 @@ def _spawn(argv, log, env, cwd=None, stamp=True):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
-            _keep_log(out_r, log)
+            _keep_log(out_r, log, child, lease, lease_timeout)
             os._exit(0)
         except BaseException as exc:  # noqa: BLE001
             try:
@@ -225,10 +225,24 @@ def _spawn(argv, log, env, cwd=None, stamp=True):
     return int(text.split()[0]), (leader if stamp else None), t_spawn, ""
 
 
-def _keep_log(fd: int, log: str) -> None:
-    """Copy the server's output to `log`; `log.t` gets the time each line ended."""
-    with open(log, "ab", buffering=0) as out, open(log + ".t", "a", buffering=1) as times:
-        while True:
+def _keep_log(fd: int, log: str, child: int = 0, lease=None, lease_timeout: float = 0.0) -> None:
+    """Copy the server's output to `log`; `log.t` gets the time each line ended.
+
+    Also the dead-man switch: when a lease file is given, the controller touches it while it
+    is alive and connected; if it goes stale (llmops killed, SSH dropped, network gone), the
+    keeper stops the server itself, so nothing is left holding the GPU. A full disk never
+    kills the server: output that cannot be written is dropped, once noted.
+    """
+    import select
+
+    out = open(log, "ab", buffering=0)
+    times = open(log + ".t", "a", buffering=1)
+    disk_full = False
+    expired_at = None
+    group = os.getpgrp()
+    while True:
+        ready, _, _ = select.select([fd], [], [], 1.0)
+        if ready:
             try:
                 chunk = os.read(fd, 65536)
             except InterruptedError:
@@ -236,10 +250,39 @@ def _keep_log(fd: int, log: str) -> None:
             if not chunk:
                 break
             now = time.time()
-            out.write(chunk)
-            n = chunk.count(b"\n")
-            if n:
-                times.write(("%.6f\n" % now) * n)
+            try:
+                out.write(chunk)
+                n = chunk.count(b"\n")
+                if n:
+                    times.write(("%.6f\n" % now) * n)
+            except OSError:
+                disk_full = True  # keep draining the pipe: a blocked or broken pipe would stall or kill the server
+        if lease and lease_timeout > 0:
+            try:
+                age = time.time() - os.stat(lease).st_mtime
+            except OSError:
+                age = 0.0  # no lease file (yet, or removed on purpose): nothing to enforce
+            if age > lease_timeout and expired_at is None:
+                expired_at = time.time()
+                _note(out, "llmops: controller lease expired (%.0f s without contact); stopping the server" % age)
+                try:
+                    os.killpg(group, signal.SIGTERM)
+                except OSError:
+                    pass
+            elif expired_at is not None and time.time() - expired_at > max(15.0, lease_timeout):
+                try:
+                    os.killpg(group, signal.SIGKILL)  # ends the keeper too
+                except OSError:
+                    pass
+    if disk_full:
+        _note(out, "llmops: some server output was lost: the disk was full")
+
+
+def _note(out, text: str) -> None:
+    try:
+        out.write((text + "\n").encode())
+    except OSError:
+        pass
 
 
 def _load_env(path):
@@ -260,7 +303,7 @@ def cmd_start(args) -> int:
     os.makedirs(log_dir, exist_ok=True)
     shell_line = "exec " + args.command if args.exec_prefix else args.command
     pid, sid, t_spawn, failure = _spawn(["/bin/sh", "-c", shell_line], args.log, env, args.cwd,
-                                        stamp=args.stamp)
+                                        stamp=args.stamp, lease=args.lease, lease_timeout=args.lease_timeout)
     if failure:
         emit({"ok": False, "error": failure})
         return 1
@@ -671,6 +714,8 @@ def main(argv=None) -> int:
     p.add_argument("--cwd")
     p.add_argument("--no-exec", dest="exec_prefix", action="store_false")
     p.add_argument("--no-stamp", dest="stamp", action="store_false", help="no log keeper (write the log directly)")
+    p.add_argument("--lease", help="file the controller keeps touching; stale for --lease-timeout s = stop")
+    p.add_argument("--lease-timeout", type=float, default=0.0)
     p.add_argument("--command", required=True)
     p.set_defaults(fn=cmd_start)
 
@@ -723,7 +768,7 @@ def main(argv=None) -> int:
     p.set_defaults(fn=cmd_facts)
 
     args = parser.parse_args(argv)
-    for name in ("log", "env_file", "pidfile", "cwd", "out", "stop_file"):
+    for name in ("log", "env_file", "pidfile", "cwd", "out", "stop_file", "lease"):
         value = getattr(args, name, None)
         if value:
             setattr(args, name, os.path.expanduser(value))  # paths may arrive as literal ~/...

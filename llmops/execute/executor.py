@@ -80,6 +80,7 @@ class Executor:
         self._collectors: dict[str, list[Any]] = {}
         self.active: dict[str, tuple[Server, Runner]] = {}
         self._active_lock = threading.Lock()
+        self.leases = Leases()
         self._loops: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = {}
 
     # --- all hosts ----------------------------------------------------------------------------
@@ -117,6 +118,7 @@ class Executor:
             pool.shutdown(wait=True)
             raise Interrupted("interrupted") from None
         pool.shutdown(wait=True)
+        self.leases.close()
         if self.cancel.is_set():
             raise Interrupted("interrupted")
         return recaps
@@ -137,7 +139,11 @@ class Executor:
         recap.skipped += len(cells) - len(todo)
         if not todo:
             return
-        runner = connect(host)
+        try:
+            runner = connect(host)
+        except ConnectError as exc:
+            self._unreachable(host.name, todo, recap, exc)
+            return
         try:
             try:
                 agent = Agent(runner, todo[0].cache_dir, host.python)
@@ -148,12 +154,7 @@ class Executor:
                     self.rundir.write_facts(host.name, facts)
                 self.console.event(host.name, "ok", f"connected ({host.describe()}), facts gathered")
             except (ConnectError, ExecutionError) as exc:
-                recap.unreachable = True
-                recap.error = str(exc)
-                self.console.event(host.name, "unreachable", str(exc))
-                if self.rundir is not None:
-                    for cell in todo:
-                        self._record_failure(cell, f"host unreachable: {exc}", status="failed")
+                self._unreachable(host.name, todo, recap, exc)
                 return
             failed_steps = self._provision(runner, agent, host.name, todo, recap)
             if self.rundir is not None:
@@ -184,6 +185,14 @@ class Executor:
             self.console.event(host.name, "unreachable", str(exc))
         finally:
             runner.close()
+
+    def _unreachable(self, host_name: str, cells: list[Cell], recap: HostRecap, exc: Exception) -> None:
+        recap.unreachable = True
+        recap.error = str(exc)
+        self.console.event(host_name, "unreachable", str(exc))
+        if self.rundir is not None:
+            for cell in cells:
+                self._record_failure(cell, f"host unreachable: {exc}", status="failed")
 
     def _choose_collectors(self, host_name: str, facts: dict[str, Any], cells: list[Cell]) -> list[Any]:
         override = cells[0].telemetry.collectors if cells else None
@@ -236,7 +245,7 @@ class Executor:
         result.update({"status": "running", "started_at": time.time()})
         self.rundir.update_cell(cell, result)
         cell_dir = self.rundir.cell_dir(cell)
-        remote_dir = f"{cell.cache_dir.rstrip('/')}/runs/{safe_name(self.rundir.run_id)}/{safe_name(cell.name)}"
+        remote_dir = f"{cell.remote_root.rstrip('/')}/{safe_name(self.rundir.run_id)}/{safe_name(cell.name)}"
         server = Server(cell, runner, agent, remote_dir)
         sampler: Sampler | None = None
         bench_window: tuple[float, float] | None = None
@@ -249,10 +258,12 @@ class Executor:
             pre = plugin.pre_start(cell.spec) if plugin else None
             if pre:
                 runner.run(pre, timeout=120)
+            server.check_disk()
             server.check_port()
             server.start()
             with self._active_lock:
                 self.active[cell.id] = (server, runner)
+            self.leases.hold(runner, server.lease_path, cell.lease_timeout)
             sampler = Sampler(agent, server, remote_dir, cell.benchmark.sample_interval,
                               self._collectors.get(cell.host.name, []), cell.telemetry)
             sampler.start()
@@ -271,7 +282,7 @@ class Executor:
                                                 f"{_mib(total)} ({source}) across {len(idle_procs)} process(es)")
                 self.rundir.update_cell(cell, result)
                 t_bench = time.time()
-                levels = self._bench(cell, plugin, base, result, cell_dir)
+                levels = self._bench(cell, plugin, base, result, cell_dir, server)
                 bench_window = (t_bench, time.time())
             result["status"] = "ok"
             result["error"] = None
@@ -326,7 +337,7 @@ class Executor:
             server.alive = original  # type: ignore[method-assign]
 
     def _bench(self, cell: Cell, plugin: Backend | None, base: str, result: dict[str, Any],
-               cell_dir: Path) -> list[dict[str, Any]]:
+               cell_dir: Path, server: Server) -> list[dict[str, Any]]:
         spec = cell.benchmark
         api_key = plugin.api_key(cell.spec) if plugin else None
         synthetic = spec.input_tokens is not None or spec.prompt_file is not None
@@ -358,6 +369,11 @@ class Executor:
                       on_level=on_level)
 
         def on_level_result(level: dict[str, Any]) -> None:
+            if level["failed"] and not server.alive():
+                levels.append(level)
+                result["levels"] = list(levels)
+                raise ServerFailed(f"the server exited during the benchmark (level c={level['concurrency']}); "
+                                   "the levels before it are kept", server.log_tail())
             if bench.calibration:
                 result["prompt_calibration"] = dict(bench.calibration)
             levels.append(level)
@@ -439,10 +455,57 @@ class Executor:
                 except (ExecutionError, ConnectError, OSError) as exc:
                     result.setdefault("warnings", []).append(f"server log not copied: {exc}")
         finally:
+            self.leases.release(server.lease_path)
             with self._active_lock:
                 self.active.pop(cell.id, None)
             result["finished_at"] = time.time()
             self.rundir.update_cell(cell, result)
+
+
+class Leases:
+    """Keeps touching the lease file of every running server, so the host lets it live.
+
+    One thread for all hosts; a host that cannot be reached simply stops being touched, and
+    its agent stops the server after the lease timeout (see hostagent `_keep_log`).
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[Runner, float]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, runner: Runner, path: str, timeout: float) -> None:
+        with self._lock:
+            self._held[path] = (runner, timeout)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="llmops-leases", daemon=True)
+                self._thread.start()
+
+    def release(self, path: str) -> None:
+        with self._lock:
+            self._held.pop(path, None)
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        from llmops.execute.agent import q
+
+        while not self._stop.is_set():
+            with self._lock:
+                held = dict(self._held)
+            by_runner: dict[int, tuple[Runner, list[str]]] = {}
+            period = 30.0
+            for path, (runner, timeout) in held.items():
+                by_runner.setdefault(id(runner), (runner, []))[1].append(path)
+                period = min(period, max(timeout / 4.0, 0.5))
+            for runner, paths in by_runner.values():
+                try:
+                    runner.run("touch -c " + " ".join(q(p) for p in paths), timeout=max(period, 5.0))
+                except (ConnectError, ExecutionError, OSError):
+                    pass  # unreachable now: the host will stop the server when the lease runs out
+            self._stop.wait(period)
 
 
 def _indent(text: str, prefix: str = "    | ") -> str:

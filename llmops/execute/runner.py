@@ -59,7 +59,11 @@ class Runner(Protocol):
 
 
 def connect(host: Host) -> Runner:
-    return LocalRunner(host) if host.is_local else SshRunner(host)
+    if host.is_local:
+        return LocalRunner(host)
+    if host.connection not in ("ssh", "paramiko", "smart"):
+        raise ConnectError(f"{host.name}: connection {host.connection!r} is not supported (local or ssh)")
+    return SshRunner(host)
 
 
 class LocalRunner:

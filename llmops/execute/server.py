@@ -64,12 +64,27 @@ class Server:
         self.agent = agent
         self.remote_dir = remote_dir
         self.log_path = f"{remote_dir}/server.log"
+        self.lease_path = f"{remote_dir}/lease"
         self.pid: int | None = None
         self.sid: int | None = None  # session of the server: our log keeper leads it
         self.t_spawn: float | None = None  # controller clock
         self.known_pids: set[int] = set()
 
     # --- start -------------------------------------------------------------------------------
+
+    MIN_FREE_KB = 20 * 1024
+
+    def check_disk(self) -> None:
+        """Logs and samples need some room; a full disk is a clear error before anything starts."""
+        result = self.runner.run(f"mkdir -p {q(self.remote_dir)} && df -Pk {q(self.remote_dir)} | tail -n 1",
+                                 timeout=60)
+        if not result.ok:
+            raise ServerFailed(f"cannot create {self.remote_dir} on {self.cell.host.name}: {result.brief()}")
+        fields = result.stdout.split()
+        free_kb = int(fields[3]) if len(fields) >= 4 and fields[3].isdigit() else None
+        if free_kb is not None and free_kb < self.MIN_FREE_KB:
+            raise ServerFailed(f"only {free_kb} KiB free for logs in {self.remote_dir} on {self.cell.host.name} "
+                               f"(need {self.MIN_FREE_KB // 1024} MiB); free some space or set llmops_remote_dir")
 
     def check_port(self) -> None:
         doc = self.agent.call("port", str(self.cell.spec.port))
@@ -86,7 +101,12 @@ class Server:
                                     stdin=json.dumps({k: str(v) for k, v in self.cell.env.items()}), timeout=60)
             if not write.ok:
                 raise ServerFailed(f"could not write the environment file on {self.cell.host.name}: {write.brief()}")
-        args = ["start", "--log", self.log_path, "--command", self.cell.command]
+        # The lease: the host stops the server by itself if we stop touching this file.
+        touch = self.runner.run(f"mkdir -p {q(self.remote_dir)} && touch {q(self.lease_path)}", timeout=60)
+        if not touch.ok:
+            raise ServerFailed(f"cannot write to {self.remote_dir} on {self.cell.host.name}: {touch.brief()}")
+        args = ["start", "--log", self.log_path, "--lease", self.lease_path,
+                "--lease-timeout", str(self.cell.lease_timeout), "--command", self.cell.command]
         if env_file:
             args[1:1] = ["--env-file", env_file]
         mk = self.runner.run(f"mkdir -p {q(self.remote_dir)}", timeout=60)

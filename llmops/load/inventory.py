@@ -79,24 +79,26 @@ def load_inventory(path: str | Path | None) -> Inventory:
 
 
 def _looks_like_ansible(path: Path) -> bool:
-    """llmops' format has top-level `hosts`/`groups`/`vars` only; anything else is Ansible's."""
-    if path.suffix.lower() in (".ini", ".cfg", "") and path.exists():
+    """llmops' own format is a YAML mapping with only `hosts`/`groups`/`vars` at the top and
+    `hosts` a mapping; anything else (INI, `all:` trees, JSON, folders) is Ansible's."""
+    if not path.exists():
+        return False
+    try:
+        located = yamlsrc.load_file(path)
+    except ConfigError:
         try:
             head = path.read_text(encoding="utf-8", errors="replace")[:4096]
         except OSError:
             return False
-        stripped = [ln.strip() for ln in head.splitlines() if ln.strip() and not ln.strip().startswith(("#", ";"))]
-        if stripped and (stripped[0].startswith("[") or ":" not in stripped[0]):
-            return True
-    if path.suffix.lower() in (".yml", ".yaml", ".json") and path.exists():
-        try:
-            located = yamlsrc.load_file(path)
-        except ConfigError:
-            return False
-        data = located.data
-        if isinstance(data, dict) and data and not set(data) <= {"hosts", "groups", "vars"}:
-            return True
-    return False
+        # INI inventories are rarely valid YAML; a section header or a bare host line says so.
+        return any(line.strip().startswith("[") or (line.strip() and ":" not in line and "=" in line)
+                   for line in head.splitlines() if line.strip() and not line.strip().startswith(("#", ";")))
+    data = located.data
+    if data is None:
+        return False
+    if isinstance(data, dict) and set(data) <= {"hosts", "groups", "vars"} and "hosts" in data:
+        return False  # ours (an Ansible group literally named "hosts" at the top would be read as ours)
+    return isinstance(data, (dict, str))
 
 
 def load_llmops_inventory(path: Path) -> Inventory:

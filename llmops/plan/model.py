@@ -31,6 +31,8 @@ class Cell:
     origin: str  # FILE:LINE of the backend entry
     telemetry: TelemetrySpec = field(default_factory=TelemetrySpec)
     version_command: str | None = None
+    remote_root: str = ""  # where logs, samples and leases go on the host (default: <cache>/runs)
+    lease_timeout: float = 120.0  # the host stops the server after this long without the controller
     cache_dir: str = DEFAULT_CACHE  # llmops' folder on the host (builds, models, logs)
     secrets: list[str] = field(default_factory=list)
 

@@ -326,7 +326,9 @@ def _plan_cell(playbook: Playbook, play: Play, host: Host, ctx: PlanContext, bac
                 spec=spec, command=command, display_command=display, env=env, display_env=display_env,
                 health_path=plugin.health_path, provision=provision, benchmark=play.benchmark,
                 origin=f"{view.file}:{line}", telemetry=_telemetry(play, ctx, view), cache_dir=ctx.cache_dir,
-                version_command=plugin.version_command(spec, binary), secrets=secrets)
+                version_command=plugin.version_command(spec, binary), secrets=secrets,
+                remote_root=str(ctx.vars.get("llmops_remote_dir") or ctx.cache_path("runs")),
+                lease_timeout=_positive(ctx.vars.get("llmops_lease_timeout", 120.0), "llmops_lease_timeout", view))
 
 
 def _telemetry(play: Play, ctx: PlanContext, view: Located):
@@ -338,6 +340,17 @@ def _telemetry(play: Play, ctx: PlanContext, view: Located):
         raise ConfigError(view.problem((), f"host {ctx.host.name!r}: llmops_collectors must be a list of names",
                                        "e.g. [amd-smi, sysfs]"))
     return play.telemetry.model_copy(update={"collectors": override})
+
+
+def _positive(value: Any, name: str, view: Located) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if number <= 0:
+        raise ConfigError(view.problem((), f"variable {name} must be a positive number of seconds, not {value!r}",
+                                       "e.g. 120"))
+    return number
 
 
 def _arg(value: Any) -> str:
