@@ -7,7 +7,9 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+from llmops.errors import LlmopsError
 from llmops.execute.console import Console
 from llmops.execute.executor import ExecOptions, Executor, HostRecap, Interrupted
 from llmops.plan.model import Plan
@@ -19,8 +21,45 @@ EXIT_OK, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2
 _signals: list[int] = []
 
 
+def resume_sources(run_dir: Path, playbook: str | None,
+                   inventory: str | None) -> tuple[str, str | None, set[str], dict[str, Any]]:
+    """What an interrupted run was made from, and the cells it already finished.
+
+    The original playbook and inventory are used when they still exist unchanged (their
+    templates/ folder and relative paths still work), else the copies in the run directory.
+    """
+    results_path = run_dir / "results.json"
+    meta_path = run_dir / "meta.json"
+    if not results_path.exists() or not meta_path.exists():
+        raise LlmopsError(f"{run_dir} is not an llmops run directory (no results.json/meta.json)")
+    meta = json.loads(meta_path.read_text())
+    results = json.loads(results_path.read_text())
+    if playbook is None:
+        original = meta.get("playbook_path")
+        copy = run_dir / "playbook.yml"
+        playbook = original if original and _same_file(Path(original), copy) else str(copy)
+    if inventory is None:
+        original = meta.get("inventory_path")
+        if original and Path(original).is_dir():
+            inventory = original
+        elif original and _same_file(Path(original), run_dir / "inventory.yml"):
+            inventory = original
+        elif original:
+            inventory = str(run_dir / ("inventory" if (run_dir / "inventory").is_dir() else "inventory.yml"))
+    done = {f"{c['host']}/{c['name']}" for c in results.get("cells", []) if c.get("status") == "ok"}
+    return playbook, inventory, done, dict(meta.get("selection") or {})
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.is_file() and b.is_file() and a.read_bytes() == b.read_bytes()
+    except OSError:
+        return False
+
+
 def run_apply(plan: Plan, *, playbook: Path, inventory: str | None, run_dir: str | None, forks: int,
-              verbosity: int, as_json: bool, argv: list[str]) -> int:
+              verbosity: int, as_json: bool, argv: list[str], resume_skip: set[str] | None = None,
+              selection: dict[str, Any] | None = None) -> int:
     console = Console(verbosity=verbosity)
     if not plan.cells:
         console.line("llmops: no hosts or backends selected; nothing to do")
@@ -28,9 +67,16 @@ def run_apply(plan: Plan, *, playbook: Path, inventory: str | None, run_dir: str
     run_id = Path(run_dir).name if run_dir else new_run_id()
     path = Path(run_dir) if run_dir else Path("runs") / run_id
     rundir = RunDir(path, run_id)
-    rundir.create(plan, playbook, inventory, argv)
-    console.banner(f"RUN {run_id} -> {path}")
-    executor = Executor(plan, rundir, console, registry().backends(), ExecOptions(forks=forks))
+    if resume_skip is not None:
+        rundir.resume(plan, resume_skip, argv)
+        todo = [c.id for c in plan.cells if c.id not in resume_skip]
+        console.banner(f"RESUME {run_id} -> {path}: {len(todo)} variant(s) left, "
+                       f"{len(plan.cells) - len(todo)} kept")
+    else:
+        rundir.create(plan, playbook, inventory, argv, selection=selection)
+        console.banner(f"RUN {run_id} -> {path}")
+    executor = Executor(plan, rundir, console, registry().backends(), ExecOptions(forks=forks),
+                        skip_cells=set(resume_skip or ()))
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     interrupted = False
     recaps: dict[str, HostRecap] = {}

@@ -118,7 +118,7 @@ def check(playbook: str, inventory: str | None, extra_vars: tuple[str, ...], lim
 
 
 @main.command()
-@click.argument("playbook", type=click.Path())
+@click.argument("playbook", type=click.Path(), required=False)
 @inventory_option
 @extra_vars_option
 @limit_option
@@ -126,16 +126,30 @@ def check(playbook: str, inventory: str | None, extra_vars: tuple[str, ...], lim
 @skip_tags_option
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Write results exactly here (default: runs/<run-id>).")
+@click.option("--resume", "resume", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Finish an interrupted run: rerun only its variants that did not finish (give the same -e).")
 @click.option("--check", "check_only", is_flag=True, help="Plan only: print what would run (same as `llmops check`).")
 @click.option("-f", "--forks", default=5, show_default=True, type=click.IntRange(1, 256),
               help="Hosts worked on in parallel (variants on one host always run one after another).")
-@click.option("-v", "--verbose", count=True, help="-v: commands, -vv: more.")
+@click.option("-v", "--verbose", count=True, help="-v: commands and detail tables, -vv: more.")
 @click.option("--json", "as_json", is_flag=True, help="Print the recap as JSON at the end.")
-def apply(playbook: str, inventory: str | None, extra_vars: tuple[str, ...], limit: str | None, tags: str,
-          skip_tags: str, run_dir: str | None, check_only: bool, forks: int, verbose: int, as_json: bool) -> None:
+def apply(playbook: str | None, inventory: str | None, extra_vars: tuple[str, ...], limit: str | None, tags: str,
+          skip_tags: str, run_dir: str | None, resume: str | None, check_only: bool, forks: int, verbose: int,
+          as_json: bool) -> None:
     """Provision, start, measure and stop every backend variant of PLAYBOOK on its hosts."""
-    from llmops.apply import run_apply
+    from llmops.apply import resume_sources, run_apply
 
+    skip: set[str] = set()
+    if resume:
+        if run_dir:
+            raise click.UsageError("--resume continues in its own run directory; leave out --run-dir")
+        playbook, inventory, skip, selection = resume_sources(Path(resume), playbook, inventory)
+        limit = limit or selection.get("limit")
+        tags = tags or selection.get("tags", "")
+        skip_tags = skip_tags or selection.get("skip_tags", "")
+        run_dir = resume
+    elif playbook is None:
+        raise click.UsageError("missing PLAYBOOK (or --resume RUN_DIR)")
     plan = load_plan(playbook, inventory, extra_vars, limit, tags, skip_tags)
     if check_only:
         from llmops.plan.text import plan_text
@@ -143,7 +157,8 @@ def apply(playbook: str, inventory: str | None, extra_vars: tuple[str, ...], lim
         click.echo(plan_text(plan))
         return
     code = run_apply(plan, playbook=Path(playbook), inventory=inventory, run_dir=run_dir, forks=forks,
-                     verbosity=verbose, as_json=as_json, argv=sys.argv)
+                     verbosity=verbose, as_json=as_json, argv=sys.argv, resume_skip=skip if resume else None,
+                     selection={"limit": limit, "tags": tags, "skip_tags": skip_tags})
     sys.exit(code)
 
 

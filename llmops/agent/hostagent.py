@@ -533,6 +533,26 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_heartbeat(args) -> int:
+    """Touch the lease files named on each stdin line (JSON list) until stdin closes.
+
+    One of these runs per controller connection; its stdin is the SSH channel (or pipe), so
+    when the controller goes away, so do the heartbeats, and the leases run out.
+    """
+    for line in sys.stdin:
+        try:
+            paths = json.loads(line)
+        except ValueError:
+            continue
+        now = time.time()
+        for path in paths:
+            try:
+                os.utime(os.path.expanduser(path), (now, now))
+            except OSError:
+                pass
+    return 0
+
+
 def cmd_tool(args) -> int:
     t = time.time()
     result = _run_tool(args.command, args.timeout)
@@ -745,6 +765,8 @@ def main(argv=None) -> int:
     p.add_argument("--tool-timeout", type=float, default=10.0)
     p.add_argument("--stop-file")
     p.set_defaults(fn=cmd_sample)
+
+    sub.add_parser("heartbeat").set_defaults(fn=cmd_heartbeat)
 
     p = sub.add_parser("tool")
     p.add_argument("--timeout", type=float, default=10.0)

@@ -245,7 +245,7 @@ class Executor:
         result.update({"status": "running", "started_at": time.time()})
         self.rundir.update_cell(cell, result)
         cell_dir = self.rundir.cell_dir(cell)
-        remote_dir = f"{cell.remote_root.rstrip('/')}/{safe_name(self.rundir.run_id)}/{safe_name(cell.name)}"
+        remote_dir = f"{cell.remote_root.rstrip('/')}/{self.rundir.remote_id}/{safe_name(cell.name)}"
         server = Server(cell, runner, agent, remote_dir)
         sampler: Sampler | None = None
         bench_window: tuple[float, float] | None = None
@@ -263,7 +263,7 @@ class Executor:
             server.start()
             with self._active_lock:
                 self.active[cell.id] = (server, runner)
-            self.leases.hold(runner, server.lease_path, cell.lease_timeout)
+            self.leases.hold(runner, agent, server.lease_path, cell.lease_timeout)
             sampler = Sampler(agent, server, remote_dir, cell.benchmark.sample_interval,
                               self._collectors.get(cell.host.name, []), cell.telemetry)
             sampler.start()
@@ -385,8 +385,28 @@ class Executor:
                                f"gen {level['gen_tps']:.1f} tok/s, TTFT max {_fmt(level['ttft_max_s'])} s, "
                                f"{level['total_s']:.2f} s")
 
+        lost: list[str] = []
+
+        async def run_watched() -> None:
+            # Requests through an SSH tunnel hang (rather than fail) when the connection drops;
+            # watch the connection and stop the benchmark when it goes.
+            runner = server.runner
+            main = asyncio.ensure_future(bench.run(on_level_result))
+            try:
+                while not main.done():
+                    await asyncio.wait([main], timeout=1.0)
+                    if not main.done() and not runner.is_connected():
+                        lost.append(f"the SSH connection to {cell.host.name} was lost during the benchmark")
+                        main.cancel()
+                        await asyncio.wait([main])
+            except asyncio.CancelledError:  # Ctrl-C: take the benchmark down with us
+                main.cancel()
+                raise
+            if not lost:
+                main.result()
+
         loop = asyncio.new_event_loop()
-        task = loop.create_task(bench.run(on_level_result))
+        task = loop.create_task(run_watched())
         key = threading.get_ident()
         self._loops[key] = (loop, task)
         try:
@@ -397,6 +417,8 @@ class Executor:
             self._loops.pop(key, None)
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+        if lost:
+            raise ConnectError(lost[0] + "; the levels before it are kept")
         return levels
 
     def _finish_cell(self, cell: Cell, server: Server, sampler: "Sampler | None", result: dict[str, Any],
@@ -463,21 +485,24 @@ class Executor:
 
 
 class Leases:
-    """Keeps touching the lease file of every running server, so the host lets it live.
+    """Keeps every running server's lease fresh, so its host lets it live.
 
-    One thread for all hosts; a host that cannot be reached simply stops being touched, and
-    its agent stops the server after the lease timeout (see hostagent `_keep_log`).
+    Per host, one `agent heartbeat` process reads lease paths from its stdin (the SSH channel)
+    and touches them; we write a line every second or so. That costs no process start per
+    beat, and when the connection dies the beats stop, the leases run out, and the host's
+    log keeper stops the server (see hostagent `_keep_log`).
     """
 
     def __init__(self) -> None:
-        self._held: dict[str, tuple[Runner, float]] = {}
+        self._held: dict[str, tuple[Runner, Agent, float]] = {}
+        self._streams: dict[int, Any] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def hold(self, runner: Runner, path: str, timeout: float) -> None:
+    def hold(self, runner: Runner, agent: Agent, path: str, timeout: float) -> None:
         with self._lock:
-            self._held[path] = (runner, timeout)
+            self._held[path] = (runner, agent, timeout)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="llmops-leases", daemon=True)
                 self._thread.start()
@@ -488,23 +513,28 @@ class Leases:
 
     def close(self) -> None:
         self._stop.set()
+        for stream in list(self._streams.values()):
+            stream.close()
 
     def _loop(self) -> None:
-        from llmops.execute.agent import q
+        import json
 
         while not self._stop.is_set():
             with self._lock:
                 held = dict(self._held)
-            by_runner: dict[int, tuple[Runner, list[str]]] = {}
-            period = 30.0
-            for path, (runner, timeout) in held.items():
-                by_runner.setdefault(id(runner), (runner, []))[1].append(path)
-                period = min(period, max(timeout / 4.0, 0.5))
-            for runner, paths in by_runner.values():
+            groups: dict[int, tuple[Runner, Agent, list[str]]] = {}
+            period = 5.0
+            for path, (runner, agent, timeout) in held.items():
+                groups.setdefault(id(runner), (runner, agent, []))[2].append(path)
+                period = min(period, max(timeout / 5.0, 0.2))
+            for key, (runner, agent, paths) in groups.items():
                 try:
-                    runner.run("touch -c " + " ".join(q(p) for p in paths), timeout=max(period, 5.0))
-                except (ConnectError, ExecutionError, OSError):
-                    pass  # unreachable now: the host will stop the server when the lease runs out
+                    stream = self._streams.get(key)
+                    if stream is None:
+                        stream = self._streams[key] = runner.open_stream(agent.command("heartbeat"))
+                    stream.write(json.dumps(paths))
+                except (ConnectError, ExecutionError, OSError, EOFError):
+                    self._streams.pop(key, None)  # try a new stream next beat; the lease clock runs on
             self._stop.wait(period)
 
 

@@ -55,7 +55,52 @@ class Runner(Protocol):
 
     def forward(self, remote_port: int, remote_host: str = "127.0.0.1") -> contextlib.AbstractContextManager[int]: ...
 
+    def is_connected(self) -> bool: ...
+
+    def open_stream(self, command: str) -> "LineStream": ...
+
     def close(self) -> None: ...
+
+
+class LineStream(Protocol):
+    """A command on the host fed line by line (for heartbeats): write() fails once it is gone."""
+
+    def write(self, line: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _PipeStream:
+    def __init__(self, command: str):
+        self.proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def write(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.proc.stdin:
+                self.proc.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+
+
+class _ChannelStream:
+    def __init__(self, channel):
+        self.channel = channel
+
+    def write(self, line: str) -> None:
+        if self.channel.closed or self.channel.exit_status_ready():
+            raise OSError("stream closed")
+        self.channel.sendall(line.encode() + b"\n")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.channel.shutdown_write()
+            self.channel.close()
 
 
 def connect(host: Host) -> Runner:
@@ -105,6 +150,12 @@ class LocalRunner:
     @contextlib.contextmanager
     def forward(self, remote_port: int, remote_host: str = "127.0.0.1") -> Iterator[int]:
         yield remote_port
+
+    def is_connected(self) -> bool:
+        return True
+
+    def open_stream(self, command: str) -> LineStream:
+        return _PipeStream(command)
 
     def close(self) -> None:
         pass
@@ -245,9 +296,38 @@ class SshRunner:
     def forward(self, remote_port: int, remote_host: str = "127.0.0.1") -> Iterator[int]:
         conn = self._connection()
         local_port = free_local_port()
-        with conn.forward_local(local_port, remote_port=remote_port, remote_host=remote_host,
-                                local_host="127.0.0.1"):
+        tunnel = conn.forward_local(local_port, remote_port=remote_port, remote_host=remote_host,
+                                    local_host="127.0.0.1")
+        tunnel.__enter__()
+        try:
             yield local_port
+        finally:
+            try:
+                tunnel.__exit__(None, None, None)
+            except Exception:  # noqa: BLE001
+                # Fabric re-raises its tunnel threads' errors here (EOFError, "SSH session not
+                # active") when the connection died under them; that loss is reported where it
+                # happened, not as a second, internal error.
+                if self.is_connected():
+                    raise
+
+    def open_stream(self, command: str) -> LineStream:
+        conn = self._connection()
+        try:
+            channel = conn.client.get_transport().open_session()
+            channel.exec_command("exec /bin/sh -c " + shlex.quote(command))
+        except Exception as exc:  # noqa: BLE001 - paramiko raises several kinds here
+            self._conn = None
+            raise ConnectError(f"{self.host.name}: SSH connection lost: {exc}") from None
+        return _ChannelStream(channel)
+
+    def is_connected(self) -> bool:
+        """False once the SSH transport is gone (a tunnel through it would hang, not fail)."""
+        conn = self._conn
+        if conn is None or conn.client is None:
+            return False
+        transport = conn.client.get_transport()
+        return transport is not None and transport.is_active()
 
     def close(self) -> None:
         with self._lock:

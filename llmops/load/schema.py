@@ -127,8 +127,9 @@ class Play(Strict):
     vars: dict[str, Any] = {}
     models: dict[str, ModelEntry] = {}
     backends: Annotated[list[dict[str, Any]], Field(min_length=1)]
-    benchmark: BenchmarkSpec = BenchmarkSpec()
-    telemetry: TelemetrySpec = TelemetrySpec()
+    # Validated per host by the planner, after Jinja in them has been rendered with the host's vars.
+    benchmark: dict[str, Any] = {}
+    telemetry: dict[str, Any] = {}
     gather_facts: bool = True
 
 

@@ -20,7 +20,7 @@ import difflib
 from llmops.errors import ConfigError, Problem
 from llmops.load.inventory import Host, Inventory
 from llmops.load.playbook import Playbook
-from llmops.load.schema import FIXED_IN_VARIANTS, BackendEntry, ModelEntry, Play
+from llmops.load.schema import FIXED_IN_VARIANTS, BackendEntry, BenchmarkSpec, ModelEntry, Play, TelemetrySpec
 from llmops.load.validate import validate
 from llmops.load.yamlsrc import Located, YamlPath
 from llmops.plan import render
@@ -129,6 +129,10 @@ def _plan_host(playbook: Playbook, play: Play, ppath: YamlPath, host: Host, back
     ctx = PlanContext(host=host, vars=variables, cache_dir=str(variables["llmops_cache"]))
     models = {name: render.render_value(entry.model_dump(), variables, located, ppath + ("models", name))
               for name, entry in play.models.items()}
+    benchmark = validate(BenchmarkSpec, located, ppath + ("benchmark",), label=_play_label(ppath) + ".benchmark",
+                         data=render.render_value(play.benchmark, variables, located, ppath + ("benchmark",)))
+    telemetry = validate(TelemetrySpec, located, ppath + ("telemetry",), label=_play_label(ppath) + ".telemetry",
+                         data=render.render_value(play.telemetry, variables, located, ppath + ("telemetry",)))
     cells: list[Cell] = []
     problems: list[Problem] = []
     names: dict[str, YamlPath] = {}
@@ -139,7 +143,8 @@ def _plan_host(playbook: Playbook, play: Play, ppath: YamlPath, host: Host, back
             continue
         try:
             for variant, merged, view in expand_variants(entry, located, bpath):
-                cell = _plan_cell(playbook, play, host, ctx, backends, models, variant, merged, view, bpath)
+                cell = _plan_cell(playbook, play, host, ctx, backends, models, variant, merged, view, bpath,
+                                  benchmark, telemetry)
                 if cell.name in names:
                     problems.append(view.problem(("name",), f"two backends on host {host.name!r} are both named "
                                                  f"{cell.name!r}", "a unique name per backend variant"))
@@ -256,9 +261,13 @@ def overlay(located: Located, sources: Mapping[tuple[Any, ...], YamlPath], defau
     return view
 
 
+def _play_label(ppath: YamlPath) -> str:
+    return f"plays[{ppath[0]}]" if ppath else "play"
+
+
 def _plan_cell(playbook: Playbook, play: Play, host: Host, ctx: PlanContext, backends: Mapping[str, Backend],
                models: dict[str, dict[str, Any]], variant: str | None, merged: dict[str, Any], view: Located,
-               bpath: YamlPath) -> Cell:
+               bpath: YamlPath, benchmark: BenchmarkSpec, telemetry: TelemetrySpec) -> Cell:
     rendered = render.render_value(merged, ctx.vars, view, ())
     label = "backend"
     common = {k: v for k, v in rendered.items() if k in BackendEntry.model_fields}
@@ -324,22 +333,22 @@ def _plan_cell(playbook: Playbook, play: Play, host: Host, ctx: PlanContext, bac
         display = display.replace(secret, MASK)
     return Cell(host=host, play=play.name or f"play {bpath[0] if bpath and isinstance(bpath[0], int) else 0}",
                 spec=spec, command=command, display_command=display, env=env, display_env=display_env,
-                health_path=plugin.health_path, provision=provision, benchmark=play.benchmark,
-                origin=f"{view.file}:{line}", telemetry=_telemetry(play, ctx, view), cache_dir=ctx.cache_dir,
+                health_path=plugin.health_path, provision=provision, benchmark=benchmark,
+                origin=f"{view.file}:{line}", telemetry=_telemetry(telemetry, ctx, view), cache_dir=ctx.cache_dir,
                 version_command=plugin.version_command(spec, binary), secrets=secrets,
                 remote_root=str(ctx.vars.get("llmops_remote_dir") or ctx.cache_path("runs")),
                 lease_timeout=_positive(ctx.vars.get("llmops_lease_timeout", 120.0), "llmops_lease_timeout", view))
 
 
-def _telemetry(play: Play, ctx: PlanContext, view: Located):
+def _telemetry(telemetry: TelemetrySpec, ctx: PlanContext, view: Located) -> TelemetrySpec:
     """The play's telemetry settings, with the host's `llmops_collectors` variable winning."""
     override = ctx.vars.get("llmops_collectors")
     if override is None:
-        return play.telemetry
+        return telemetry
     if not isinstance(override, list) or not all(isinstance(x, str) for x in override):
         raise ConfigError(view.problem((), f"host {ctx.host.name!r}: llmops_collectors must be a list of names",
                                        "e.g. [amd-smi, sysfs]"))
-    return play.telemetry.model_copy(update={"collectors": override})
+    return telemetry.model_copy(update={"collectors": override})
 
 
 def _positive(value: Any, name: str, view: Located) -> float:

