@@ -23,7 +23,7 @@ from llmops.bench import http
 from llmops.bench import metrics as bench_metrics
 from llmops.bench.client import RequestOptions, RequestRecord, Session
 from llmops.bench.engine import Bench, LoadSpec
-from llmops.bench.prompts import PromptSpec
+from llmops.bench.prompts import PromptSpec, load_prompt_file
 from llmops.errors import LlmopsError
 
 DEFAULT_CONCURRENCY = "1,2,4,8,16,32,64,128"  # llmapibenchmark's
@@ -295,8 +295,13 @@ def bench(ctx: click.Context, url: str, model: str | None, concurrency: str | No
         raise click.UsageError("--csv-requests is a CSV output: use it with --format csv (or alone)")
     if csv_requests:
         fmt = "csv"
-    if prompt_file is not None and not Path(prompt_file).is_file():
-        raise click.BadParameter(f"{prompt_file}: no such file", param_hint="--prompt-file")
+    if prompt_file is not None:
+        if not Path(prompt_file).is_file():
+            raise click.BadParameter(f"{prompt_file}: no such file", param_hint="--prompt-file")
+        try:
+            load_prompt_file(prompt_file)
+        except LlmopsError as exc:
+            raise click.BadParameter(str(exc), param_hint="--prompt-file") from None
     slo_spec = parse_slo(slo) if slo is not None else None
     ssl_context = None
     if insecure:

@@ -13,7 +13,9 @@ first token of any kind, the first content and first reasoning token, the last t
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import os
 import ssl
 import time
 from array import array
@@ -227,6 +229,19 @@ class _ChatStream:
         self.scanner = sse.Scanner()
         self.api_key = api_key
 
+    @property
+    def precise_start(self) -> bool:
+        return self.record.t_first_token is None and self.error_body is None
+
+    def first_event_cut(self, peeked: bytes) -> int:
+        """Until the first token: read up to the end of the line that brings it (see http.py)."""
+        m = sse.TEXT.search(peeked)
+        if m is not None:
+            return peeked.find(b"\n", m.end()) + 1
+        if self.tail and sse.TEXT.search(self.tail):  # its line began in an earlier read
+            return peeked.find(b"\n") + 1
+        return 0
+
     def on_head(self, status: int, reason: str, headers: dict[str, str], t: float) -> None:
         self.record.t_headers = t
         self.record.status = status
@@ -335,7 +350,7 @@ class _ChatStream:
     def on_error(self, exc: BaseException, t: float) -> None:
         record = self.record
         if isinstance(exc, http.ConnectionLost):
-            kind = "reset"
+            kind = exc.kind
             message = f"{exc} after {record.streamed_tokens} tokens" if record.t_headers else str(exc)
         elif isinstance(exc, http.HttpError):
             kind, message = "protocol", f"bad HTTP response: {exc}"
@@ -433,8 +448,11 @@ def _timeout_message(record: RequestRecord, timeout: float) -> str:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {text}"
+    if isinstance(exc, ssl.SSLError):  # an OSError too, with an errno that says nothing
+        return f"TLS error: {exc}"
+    if isinstance(exc, OSError) and exc.errno:
+        return f"{os.strerror(exc.errno)} ({errno.errorcode.get(exc.errno, exc.errno)})"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def split_url(url: str) -> tuple[http.Target, str]:

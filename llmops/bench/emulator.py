@@ -31,6 +31,7 @@ import os
 import random
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -67,6 +68,7 @@ class Behavior:
     fail_delay: float = 0.0  # http_NNN: seconds before answering
     error_text: str = "emulated failure"
     burst: bool = False  # write the whole stream at once, no delays
+    burst_one_chunk: bool = False  # ... as one HTTP chunk (servers send one per event; some clients like this)
 
 
 @dataclass
@@ -131,6 +133,7 @@ class LogEntry:
     response_id: str
     t_arrival: float  # kernel receive time of the request (perf_counter clock)
     t_handler: float  # when this process started on it
+    arrival_stamped: bool = False  # t_arrival is the kernel's stamp
     t_slot: float | None = None
     t_first_write: float | None = None  # just after the write of the first token returned
     t_first_write_begin: float | None = None  # just before it: the bytes left in between
@@ -188,16 +191,17 @@ class _StampedSocket(socket.socket):
     """asyncio's transport reads through recv()/recv_into(); these keep the kernel's arrival time."""
 
     arrival: float | None = None
+    stamped: bool = False  # the last arrival came from the kernel (not this process's clock)
 
     def _stamp(self, ancdata: list) -> None:
         now_perf, now_wall = time.perf_counter(), time.time()
-        self.arrival = now_perf
+        self.arrival, self.stamped = now_perf, False
         for level, kind, payload in ancdata:
             if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
                 sec, nsec = _TIMESPEC.unpack_from(payload)
                 age = now_wall - (sec + nsec * 1e-9)
-                if 0.0 <= age < 30.0:
-                    self.arrival = now_perf - age
+                if -0.001 < age < 30.0:
+                    self.arrival, self.stamped = now_perf - max(age, 0.0), True
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:  # type: ignore[override]
         data, ancdata, _, _ = self.recvmsg(bufsize, _ANC_SIZE, flags)
@@ -261,14 +265,16 @@ class Emulator:
             return web.json_response({"ok": True})
         return web.json_response({"error": {"message": f"no route {method} {path}", "code": 404}}, status=404)
 
-    def _arrival(self, request: web.BaseRequest, fallback: float) -> float:
+    def _arrival(self, request: web.BaseRequest, fallback: float) -> tuple[float, bool]:
         info = request.transport.get_extra_info("socket") if request.transport else None
         sock = self.sockets.get(info.fileno()) if info is not None else None
-        return sock.arrival if sock is not None and sock.arrival is not None else fallback
+        if sock is None or sock.arrival is None:
+            return fallback, False
+        return sock.arrival, sock.stamped
 
     async def chat(self, request: web.BaseRequest) -> web.StreamResponse:
         t_handler = time.perf_counter()
-        t_arrival = self._arrival(request, t_handler)
+        t_arrival, stamped = self._arrival(request, t_handler)
         index = self.counter
         self.counter += 1
         raw = await request.read()
@@ -280,7 +286,7 @@ class Emulator:
         prompt = " ".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
         config = self.config
         behavior = config.behavior_for(index, prompt)
-        entry = LogEntry(index, f"chatcmpl-{index}", t_arrival, t_handler,
+        entry = LogEntry(index, f"chatcmpl-{index}", t_arrival, t_handler, arrival_stamped=stamped,
                          prompt_tokens=count_words(prompt) + config.template_tokens)
         self.log.append(entry)
 
@@ -449,13 +455,17 @@ class Emulator:
     async def _burst(self, entry: LogEntry, behavior: Behavior, n: int, want_usage: bool,
                      transport: asyncio.Transport, resp: web.StreamResponse) -> None:
         key = (n, want_usage, behavior.tokens_per_chunk, behavior.counts, behavior.reasoning_tokens,
-               behavior.role_chunk, behavior.timings)
+               behavior.role_chunk, behavior.timings, behavior.burst_one_chunk)
         data = self._burst_cache.get(key)
         if data is None:  # rendered once (for a request named "burst"), reused for every request
             proto = LogEntry(0, "chatcmpl-burst", 0.0, 0.0, prompt_tokens=entry.prompt_tokens)
-            parts = [_frame(self._chunk_events(proto, behavior, s, k)) for s, k in self._plan(behavior, n)]
-            parts.append(_frame(self._final_events(proto, behavior, n, want_usage)))
-            data = self._burst_cache[key] = b"".join(parts)
+            events = [self._chunk_events(proto, behavior, s, k) for s, k in self._plan(behavior, n)]
+            events.append(self._final_events(proto, behavior, n, want_usage))
+            if behavior.burst_one_chunk:
+                data = _frame(b"".join(events))
+            else:
+                data = b"".join(map(_frame, events))
+            self._burst_cache[key] = data
         entry.t_first_write_begin = time.perf_counter()
         transport.write(data)
         t = time.perf_counter()
@@ -474,12 +484,18 @@ class Emulator:
             "usage": {"prompt_tokens": p, "completion_tokens": n, "total_tokens": p + n}})
 
     # -- the listening socket ----------------------------------------------------------------
-    async def serve(self, host: str, port: int) -> tuple[socket.socket, web.Server]:
+    async def serve(self, host: str, port: int,
+                    ssl_context: ssl.SSLContext | None = None) -> tuple[socket.socket, web.Server]:
         loop = asyncio.get_running_loop()
         server = web.Server(self.handle, handler_cancellation=True, access_log=None)
         listener = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET,
                                         backlog=4096)
         listener.setblocking(False)
+        if SO_TIMESTAMPNS is not None:  # keeps the kernel stamping packets for as long as we listen
+            try:
+                listener.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            except OSError:
+                pass
 
         def accept() -> None:
             for _ in range(256):
@@ -498,7 +514,7 @@ class Emulator:
                     except OSError:
                         pass
                 self.sockets[sock.fileno()] = sock
-                loop.create_task(loop.connect_accepted_socket(server, sock))
+                loop.create_task(loop.connect_accepted_socket(server, sock, ssl=ssl_context))
 
         loop.add_reader(listener.fileno(), accept)
         return listener, server
@@ -540,7 +556,11 @@ async def _main(args: argparse.Namespace) -> None:
     import gc
 
     emulator = Emulator(_config_from_args(args))
-    listener, _server = await emulator.serve(args.host, args.port)
+    context = None
+    if args.certfile:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.certfile, args.keyfile)
+    listener, _server = await emulator.serve(args.host, args.port, context)
     port = listener.getsockname()[1]
     gc.collect()
     gc.freeze()  # fewer, shorter collector pauses in the middle of a schedule
@@ -569,6 +589,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--slots", type=int)
     parser.add_argument("--burst", action="store_true", help="write each whole stream at once")
     parser.add_argument("--no-usage", action="store_true")
+    parser.add_argument("--certfile", help="serve HTTPS with this certificate (PEM) ...")
+    parser.add_argument("--keyfile", help="... and this key")
     args = parser.parse_args(argv)
     asyncio.run(_main(args))
 
@@ -577,8 +599,12 @@ class EmulatorProcess:
     """Runs the emulator in its own process (so it never shares a CPU queue with the client)."""
 
     def __init__(self, config: EmulatorConfig | dict[str, Any] | None = None, host: str = "127.0.0.1",
-                 extra_args: list[str] | None = None):
+                 extra_args: list[str] | None = None, tls: tuple[str, str] | None = None):
+        """`tls`: (certificate file, key file) to serve HTTPS."""
         self.host = host
+        self.scheme = "https" if tls else "http"
+        if tls:
+            extra_args = [*(extra_args or []), "--certfile", tls[0], "--keyfile", tls[1]]
         cfg = config if isinstance(config, dict) else asdict(config or EmulatorConfig())
         cmd = [sys.executable, "-m", "llmops.bench.emulator", "--host", host, "--port", "0",
                "--config", json.dumps(cfg), *(extra_args or [])]
@@ -594,7 +620,7 @@ class EmulatorProcess:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def errors(self) -> str:
         """What the emulator wrote to stderr so far."""
@@ -606,7 +632,8 @@ class EmulatorProcess:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.url + path, data=data, method=method,
                                      headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        context = ssl._create_unverified_context() if self.scheme == "https" else None  # our own test server
+        with urllib.request.urlopen(req, timeout=30, context=context) as resp:
             return json.loads(resp.read())
 
     def configure(self, config: EmulatorConfig | dict[str, Any]) -> None:

@@ -38,13 +38,18 @@ _READ_SIZE = 256 * 1024
 _MAX_HEAD = 64 * 1024
 _MAX_KERNEL_AGE_S = 30.0  # a stamp older than this is not believed (clock stepped)
 
-# One receive buffer for every connection: reads are processed synchronously, one at a time.
-_recv_buffer = bytearray(_READ_SIZE)
-_recv_view = memoryview(_recv_buffer)
 
 
 class Sink(Protocol):
     """Where a response goes. All calls happen inside the event loop's reader callback."""
+
+    precise_start: bool
+    """True while the sink waits for the one event whose arrival time matters most."""
+
+    def first_event_cut(self, peeked: bytes) -> int:
+        """How many of the waiting bytes to read first so that one read ends with that event
+        (0: none of them). See Connection._on_readable."""
+        ...
 
     def on_head(self, status: int, reason: str, headers: dict[str, str], t: float) -> None: ...
 
@@ -62,9 +67,10 @@ class HttpError(Exception):
 class ConnectionLost(Exception):
     """The server closed or reset the connection before the response was complete."""
 
-    def __init__(self, message: str, *, before_response: bool):
+    def __init__(self, message: str, *, before_response: bool, kind: str = "closed"):
         super().__init__(message)
         self.before_response = before_response
+        self.kind = kind  # closed (EOF) | reset (RST)
 
 
 @dataclass(frozen=True)
@@ -233,8 +239,8 @@ class ResponseParser:
         buf = self.buf + data if self.buf else data
         self.buf = b""
         n = len(buf)
-        state0, remaining0, ends_nl0 = self.state, self.remaining, self.ends_nl
-        state, remaining, ends_nl = state0, remaining0, ends_nl0
+        state0, remaining0 = self.state, self.remaining
+        state, remaining, ends_nl = state0, remaining0, self.ends_nl
         pos = 0
         safe = 0  # buf[:safe] ends inside chunk data or after complete framing
         aligned = True
@@ -247,18 +253,21 @@ class ResponseParser:
                     ends_nl = buf[n - 1] == 10
                     pos = safe = n
                     break
-                if not buf[end - 1] == 10:
-                    aligned = False
+                ends_nl = buf[end - 1] == 10
                 pos = safe = end
                 remaining = 0
                 state = self.CHUNK_CRLF
             if state == self.CHUNK_CRLF:
                 if n - pos < 2:
                     break
+                if not ends_nl:  # this framing would land inside a line: de-chunk this read
+                    aligned = False
                 pos += 2
                 safe = pos
                 state = self.CHUNK_SIZE
             if state == self.CHUNK_SIZE:
+                if not ends_nl:
+                    aligned = False
                 eol = find(b"\r\n", pos)
                 if eol < 0:
                     if n - pos > 1024:
@@ -343,8 +352,8 @@ def _chunk_size(buf: bytes, pos: int, eol: int) -> int:
             raise HttpError(f"bad chunk size {text[:40]!r}") from None
 
 
-def kernel_time(ancdata: list[tuple[int, int, bytes]], now: float, wall_now: float) -> float:
-    """The arrival time of a read on the caller's clock; `now` if the kernel gave no stamp."""
+def kernel_time(ancdata: list[tuple[int, int, bytes]], now: float, wall_now: float) -> float | None:
+    """The arrival time of a read on the caller's clock; None if the kernel gave no usable stamp."""
     for level, kind, payload in ancdata:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
             sec, nsec = _TIMESPEC.unpack_from(payload)
@@ -353,7 +362,24 @@ def kernel_time(ancdata: list[tuple[int, int, bytes]], now: float, wall_now: flo
                 return now - age
             if -0.001 < age < 0.0:  # the two clock reads straddled the stamp
                 return now
-    return now
+    return None
+
+
+def keep_timestamping_on() -> socket.socket | None:
+    """A socket that only holds receive timestamping on, machine-wide, while it is open.
+
+    Linux stamps incoming packets only while some socket asks for stamps, and switches that
+    on lazily (from a work queue) when the first one does: packets in that moment go
+    unstamped. Holding one socket with the option for a whole run keeps it on.
+    """
+    if SO_TIMESTAMPNS is None:
+        return None
+    try:
+        holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        holder.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    except OSError:
+        return None
+    return holder
 
 
 class Connection:
@@ -422,16 +448,39 @@ class Connection:
         return t_send
 
     def _on_readable(self) -> None:
+        # The kernel stamps a read with the arrival of the last segment it took. When this
+        # process was kept off the CPU, the bytes of several events wait together, and one big
+        # read would date the first token by a later one. So while the sink still waits for
+        # its first token, peek and read exactly up to the end of that event (plain TCP only:
+        # TLS bytes cannot be looked into before they are read).
+        parser = self.parser
+        view = self.pool.recv_view  # one buffer per pool: reads are handled one at a time
+        if parser is not None and self.tls is None and parser.sink.precise_start:
+            try:
+                peeked = self.sock.recv(_READ_SIZE, socket.MSG_PEEK)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._error(exc, self.pool.clock())
+                return
+            cut = parser.sink.first_event_cut(peeked) if peeked else 0
+            if cut:
+                view = view[:cut]
         try:
-            nbytes, ancdata, _flags, _addr = self.sock.recvmsg_into((_recv_view,), _ANC_SIZE)
+            nbytes, ancdata, _flags, _addr = self.sock.recvmsg_into((view,), _ANC_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             self._error(exc, self.pool.clock())
             return
         now = self.pool.clock()
-        t = kernel_time(ancdata, now, time.time()) if ancdata else now
-        parser = self.parser
+        stamp = kernel_time(ancdata, now, time.time()) if ancdata else None
+        if stamp is None:
+            if nbytes:
+                self.pool.unstamped_reads += 1
+            t = now
+        else:
+            t = stamp
         if parser is None:  # data or EOF on an idle connection: it is of no more use
             self.close()
             return
@@ -439,7 +488,7 @@ class Connection:
             if nbytes == 0:
                 parser.feed_eof(t)
             else:
-                data = bytes(_recv_view[:nbytes])
+                data = bytes(view[:nbytes])
                 if self.tls is not None:
                     data = self._decrypt(data)
                     if not data:
@@ -486,7 +535,7 @@ class Connection:
                          "in the response head" if parser.state == parser.HEAD else "mid-response")
                 name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
                 exc = ConnectionLost(f"connection reset by the server {where} ({name})",
-                                     before_response=not parser.got_bytes)
+                                     before_response=not parser.got_bytes, kind="reset")
             parser.sink.on_error(exc, t)
 
     def abort(self) -> None:
@@ -531,7 +580,13 @@ class Pool:
     idle: dict[Target, list[Connection]] = field(default_factory=dict)
     open: set[Connection] = field(default_factory=set)
     stamped: bool = False
+    unstamped_reads: int = 0  # reads timed by this process's clock: the kernel gave no stamp
     _addresses: dict[Target, tuple] = field(default_factory=dict)
+    _stamp_holder: socket.socket | None = None
+    recv_view: memoryview = field(default_factory=lambda: memoryview(bytearray(_READ_SIZE)))
+
+    def __post_init__(self) -> None:
+        self._stamp_holder = keep_timestamping_on()
 
     async def acquire(self, target: Target) -> tuple[Connection, bool]:
         """An idle live connection (reused=True) or a new one."""
@@ -542,6 +597,28 @@ class Pool:
                 return conn, True
             conn.close()
         return await self.connect(target), False
+
+    async def prewarm(self, target: Target, n: int) -> int:
+        """Open connections until `n` idle ones are ready; returns how many could not be opened.
+
+        So that a burst of n requests goes out at once, not staggered by n TCP (and TLS)
+        handshakes, and connection setup stays out of the measured window.
+        """
+        idle = self.idle.setdefault(target, [])
+        for conn in list(idle):
+            if not conn.alive():
+                conn.close()
+        missing = n - len(self.idle.get(target, []))
+        if missing <= 0:
+            return 0
+        results = await asyncio.gather(*(self.connect(target) for _ in range(missing)), return_exceptions=True)
+        failed = 0
+        for result in results:
+            if isinstance(result, Connection):
+                self.release(result)
+            else:
+                failed += 1
+        return failed
 
     def release(self, conn: Connection) -> None:
         if not conn.closed:
@@ -619,6 +696,9 @@ class Pool:
         for conn in list(self.open):
             conn.close()
         self.idle.clear()
+        if self._stamp_holder is not None:
+            self._stamp_holder.close()
+            self._stamp_holder = None
 
 
 # -- a plain request, for the odd JSON call (/v1/models, /tokenize) -------------------------
@@ -632,6 +712,11 @@ class Reply:
 
 
 class _Collect:
+    precise_start = False
+
+    def first_event_cut(self, peeked: bytes) -> int:
+        return 0
+
     def __init__(self, future: asyncio.Future, limit: int):
         self.future = future
         self.limit = limit

@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 # An event with text: a non-empty string value (the next byte is not the closing quote) under
 # one of the keys servers use. `arguments`: streamed tool calls are tokens too.
 _TEXT = re.compile(rb'"(content|reasoning_content|reasoning|text|arguments)"(\s*):(\s*)"[^"]')
+TEXT = _TEXT  # for readers that need to find the first text event in raw bytes
 _FAST_KEYS = {b"content", b"reasoning_content", b"reasoning"}
 _REASONING_KEYS = (b"reasoning_content", b"reasoning")
 # the running count of generated tokens: vLLM continuous_usage_stats, llama.cpp timings_per_token
 _COUNT_KEYS = (b'"completion_tokens"', b'"predicted_n"')
-_COUNT_AT = re.compile(rb'"(?:completion_tokens|predicted_n)"\s*:\s*(\d+)')
+_COUNT_AT = re.compile(rb'("(?:completion_tokens|predicted_n)")\s*:\s*(\d+)')
 _FINISH = re.compile(rb'"finish_reason"\s*:\s*"([^"]*)"')
 _DONE = re.compile(rb'^data:[ \t]*\[DONE\]', re.MULTILINE)
 _ERROR = re.compile(rb'"error"\s*:|^event:[ \t]*error', re.MULTILINE)
@@ -90,7 +91,7 @@ class Scanner:
             if pos >= 0:
                 m = _COUNT_AT.match(block, pos)
                 if m:
-                    out.count = int(m.group(1))
+                    out.count = int(m.group(2))
         if b"error" in block:
             m = _ERROR.search(block)
             if m:
@@ -117,11 +118,14 @@ class Scanner:
         if first is None:
             return
         self._seen_text = True
-        self.per_event_counts = _COUNT_AT.search(_line_at(block, first.start())) is not None
+        counted = _COUNT_AT.search(_line_at(block, first.start()))
+        self.per_event_counts = counted is not None
+        if counted is not None:  # the running count this stream's text events carry
+            self.count_key = counted.group(1)
         # the stream's first text decides its path; "text"/"arguments" anywhere mean the regex
         self.fast = (first.group(1) in _FAST_KEYS and not first.group(2) and not first.group(3)
                      and b'"text"' not in block and b'"arguments"' not in block)
-        (_fast_counts if self.fast else _regex_counts)(block[first.start():], out)
+        (_fast_counts if self.fast else _regex_counts)(block, out)
 
     def end(self) -> StreamEnd:
         """Read the last blocks for what only a stream's end says."""
