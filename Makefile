@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: quickstart test install install-test provision-test sshd clean
+.PHONY: quickstart test install install-test provision-test system-packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,17 +23,21 @@ install-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 
-# The SSH tests start their own sshd on 127.0.0.1; it comes from Debian's openssh-server.
-sshd:
-	@test -x /usr/sbin/sshd || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null; \
-	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null; fi; }
+# Debian packages the tests drive for real: openssh-server (the SSH tests start their own sshd on
+# 127.0.0.1 and in network namespaces), iproute2 (namespaces) and chromium (the HTML report test).
+DEBS := openssh-server iproute2 chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+system-packages:
+	@test -x /usr/sbin/sshd && command -v ip >/dev/null && command -v chromium >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBS) >/dev/null; }
 
 # Build llama-server, the tiny model and the vLLM venv once (cached), before the timed tests.
 provision-test: install-test
 	$(BIN)/llmops provision playbooks/quickstart.yml
 
-test: install-test sshd provision-test
+test: install-test system-packages provision-test
 	$(BIN)/python -m pytest -ra
 
 clean:

@@ -15,6 +15,7 @@ from llmops.execute.executor import ExecOptions, Executor, HostRecap, Interrupte
 from llmops.plan.model import Plan
 from llmops.plugins.registry import registry
 from llmops.record.rundir import RunDir, new_run_id, write_text
+from llmops.report.command import write_all
 from llmops.report.tables import bench_table, comparison, detail_table, report_markdown
 
 EXIT_OK, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 4, 130, 143
@@ -93,7 +94,11 @@ def run_apply(plan: Plan, *, playbook: Path, inventory: str | None, run_dir: str
     print_tables(console, results)
     rundir.finish("interrupted" if interrupted else "complete")
     results = rundir.results()
-    write_text(path / "report.md", report_markdown(results))
+    try:
+        write_all(path)
+    except LlmopsError as exc:  # the results are safe; a report that cannot be drawn is a warning
+        console.line(f"llmops: warning: report not written: {exc}")
+        write_text(path / "report.md", report_markdown(results))
     if not recaps:
         recaps = {h.name: HostRecap(h.name) for h in plan.hosts}
         for cell in results["cells"]:
@@ -103,7 +108,7 @@ def run_apply(plan: Plan, *, playbook: Path, inventory: str | None, run_dir: str
             elif cell["status"] in ("failed",):
                 r.failed += 1
     print_recap(console, recaps, as_json)
-    console.line(f"\nresults: {path / 'results.json'}   report: {path / 'report.md'}")
+    console.line(f"\nresults: {path / 'results.json'}   report: {path / 'report.html'} (and report.md)")
     if interrupted:
         console.line("llmops: interrupted; every server this run started was stopped. "
                      "Finished variants are kept in the run directory.")

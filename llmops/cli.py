@@ -275,5 +275,43 @@ def plugins(as_json: bool) -> None:
             click.echo(f"  {e.name:<14} {e.distribution:<22} {desc}{status}")
 
 
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "json", "csv", "requests-csv"]), default="md",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
+@click.option("--ttft-threshold", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="The summary says where TTFT p99 crosses this (default 1 s).")
+def report(run_dir: str, fmt: str, output: str | None, ttft_threshold: float | None) -> None:
+    """Rebuild a report from RUN_DIR alone (no hosts needed): Markdown, self-contained HTML, JSON or CSV."""
+    from llmops.report.command import report as make_report
+
+    sys.exit(make_report(Path(run_dir), fmt, Path(output) if output else None, ttft_threshold))
+
+
+@main.command()
+@click.argument("run_a", type=click.Path(file_okay=False))
+@click.argument("run_b", type=click.Path(file_okay=False))
+@click.option("--fail-on", default=None, metavar="SPEC",
+              help="Exit 1 when a regression exceeds a limit, e.g. gen_tps=5%,ttft_p99=10%,memory=10%.")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None)
+@click.option("--flag", "flag_pct", type=float, default=None, metavar="PCT",
+              help="Mark changes beyond this many percent (default 10).")
+def compare(run_a: str, run_b: str, fail_on: str | None, fmt: str, output: str | None, flag_pct: float | None) -> None:
+    """The same variants in two runs, side by side, with deltas and regressions flagged."""
+    from llmops.report.command import compare as make_compare
+
+    sys.exit(make_compare(Path(run_a), Path(run_b), fail_on, fmt, Path(output) if output else None, flag_pct))
+
+
+def _register_bench() -> None:
+    from llmops.cli_bench import bench
+
+    main.add_command(bench)
+
+
+_register_bench()
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -130,6 +130,12 @@ def report_markdown(results: dict[str, Any]) -> str:
     lines.append(f"Playbook `{results.get('playbook')}`, inventory `{results.get('inventory')}`, "
                  f"status **{results.get('status')}**.")
     lines.append("")
+    try:
+        from llmops.report.html import summary_markdown
+
+        lines += ["## Summary", "", summary_markdown(results), ""]
+    except ImportError:  # matplotlib missing: the tables below still say everything
+        pass
     lines.append("## Comparison")
     lines.append("")
     lines.append(comparison(cells))
