@@ -60,7 +60,7 @@ def processes_matching(text: str) -> list[str]:
         except OSError:
             continue
         state = stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3]
-        if text in cmd and state not in (b"Z", b"X") and "pytest" not in cmd:
+        if text in cmd and state not in (b"Z", b"X") and int(name) != os.getppid():
             found.append(f"{name}: {cmd}")
     return found
 

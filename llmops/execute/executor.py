@@ -281,6 +281,7 @@ class Executor:
                 self.console.event(host, "ok", f"[{cell.name}] ready in {ready_s:.2f} s, "
                                                 f"{_mib(total)} ({source}) across {len(idle_procs)} process(es)")
                 self.rundir.update_cell(cell, result)
+                self.check_cancel()
                 t_bench = time.time()
                 levels = self._bench(cell, plugin, base, result, cell_dir, server)
                 bench_window = (t_bench, time.time())
@@ -394,7 +395,11 @@ class Executor:
             main = asyncio.ensure_future(bench.run(on_level_result))
             try:
                 while not main.done():
-                    await asyncio.wait([main], timeout=1.0)
+                    await asyncio.wait([main], timeout=0.25)
+                    if not main.done() and self.cancel.is_set():  # Ctrl-C came before this loop existed
+                        main.cancel()
+                        await asyncio.wait([main])
+                        raise asyncio.CancelledError
                     if not main.done() and not runner.is_connected():
                         lost.append(f"the SSH connection to {cell.host.name} was lost during the benchmark")
                         main.cancel()

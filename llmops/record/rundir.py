@@ -43,22 +43,33 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=,+-]", "_", text) or "_"
 
 
+# Every secret the plan knows (API keys, tokens from env or -e). Whatever this module writes is
+# scrubbed of them: a second line of defence behind masking at the source.
+_SECRETS: set[str] = set()
+
+
+def register_secrets(values: Any) -> None:
+    _SECRETS.update(v for v in values if v and len(v) >= 4)
+
+
+def scrub(text: str) -> str:
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
 def write_json(path: Path, data: Any) -> None:
     """Atomic write: temp file in the same folder, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=False, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(scrub(text))
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -78,9 +89,10 @@ class RunDir:
     def create(self, plan: Plan, playbook_path: Path, inventory_path: str | None, argv: list[str],
                selection: dict[str, Any] | None = None) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(playbook_path, self.path / "playbook.yml")
+        register_secrets(s for cell in plan.cells for s in cell.secrets)
+        write_text(self.path / "playbook.yml", Path(playbook_path).read_text(encoding="utf-8", errors="replace"))
         if inventory_path and Path(inventory_path).is_file():
-            shutil.copyfile(inventory_path, self.path / "inventory.yml")
+            write_text(self.path / "inventory.yml", Path(inventory_path).read_text(encoding="utf-8", errors="replace"))
         elif inventory_path and Path(inventory_path).is_dir():
             shutil.copytree(inventory_path, self.path / "inventory", dirs_exist_ok=True)
         else:
@@ -119,6 +131,7 @@ class RunDir:
         """
         from llmops.errors import LlmopsError
 
+        register_secrets(s for cell in plan.cells for s in cell.secrets)
         old_plan = json.loads((self.path / "plan.json").read_text())
         old = {f"{c['host']}/{c['name']}": c["command"] for c in old_plan.get("cells", [])}
         new = {c.id: c.display_command for c in plan.cells}
@@ -174,7 +187,7 @@ class RunDir:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 f = open(path, "a", encoding="utf-8", buffering=1)
                 self._files[str(path)] = f
-            f.write(json.dumps(obj, default=str) + "\n")
+            f.write(scrub(json.dumps(obj, default=str)) + "\n")
 
     def close_files(self) -> None:
         with self._lock:
