@@ -60,7 +60,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def run_apply(plan: Plan, *, playbook: Path, inventory: str | None, run_dir: str | None, forks: int,
               verbosity: int, as_json: bool, argv: list[str], resume_skip: set[str] | None = None,
-              selection: dict[str, Any] | None = None) -> int:
+              selection: dict[str, Any] | None = None, keep_running: bool = False, restart: bool = False) -> int:
     console = Console(verbosity=verbosity)
     if not plan.cells:
         console.line("llmops: no hosts or backends selected; nothing to do")
@@ -76,7 +76,8 @@ def run_apply(plan: Plan, *, playbook: Path, inventory: str | None, run_dir: str
     else:
         rundir.create(plan, playbook, inventory, argv, selection=selection)
         console.banner(f"RUN {run_id} -> {path}")
-    executor = Executor(plan, rundir, console, registry().backends(), ExecOptions(forks=forks),
+    executor = Executor(plan, rundir, console, registry().backends(),
+                        ExecOptions(forks=forks, keep_running=keep_running, restart=restart),
                         skip_cells=set(resume_skip or ()))
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     interrupted = False

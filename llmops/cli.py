@@ -129,13 +129,19 @@ def check(playbook: str, inventory: str | None, extra_vars: tuple[str, ...], lim
 @click.option("--resume", "resume", type=click.Path(file_okay=False, exists=True), default=None,
               help="Finish an interrupted run: rerun only its variants that did not finish (give the same -e).")
 @click.option("--check", "check_only", is_flag=True, help="Plan only: print what would run (same as `llmops check`).")
+@click.option("--diff", "show_diff", is_flag=True,
+              help="Show what would change on each host (servers to start, reuse or replace); with --check, only that.")
+@click.option("--list-hosts", "list_hosts", is_flag=True, help="Print the hosts that would be used, and stop.")
+@click.option("--keep-running", is_flag=True, help="Leave each host's last server running after measuring.")
+@click.option("--restart", is_flag=True, help="Replace running servers even when their command is the same.")
 @click.option("-f", "--forks", default=5, show_default=True, type=click.IntRange(1, 256),
               help="Hosts worked on in parallel (variants on one host always run one after another).")
-@click.option("-v", "--verbose", count=True, help="-v: commands and detail tables, -vv: more.")
+@click.option("-v", "--verbose", count=True, help="-v: commands and detail tables, -vv: every remote command, "
+                                                   "-vvv: and its output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the recap as JSON at the end.")
 def apply(playbook: str | None, inventory: str | None, extra_vars: tuple[str, ...], limit: str | None, tags: str,
-          skip_tags: str, run_dir: str | None, resume: str | None, check_only: bool, forks: int, verbose: int,
-          as_json: bool) -> None:
+          skip_tags: str, run_dir: str | None, resume: str | None, check_only: bool, show_diff: bool,
+          list_hosts: bool, keep_running: bool, restart: bool, forks: int, verbose: int, as_json: bool) -> None:
     """Provision, start, measure and stop every backend variant of PLAYBOOK on its hosts."""
     from llmops.apply import resume_sources, run_apply
 
@@ -151,14 +157,26 @@ def apply(playbook: str | None, inventory: str | None, extra_vars: tuple[str, ..
     elif playbook is None:
         raise click.UsageError("missing PLAYBOOK (or --resume RUN_DIR)")
     plan = load_plan(playbook, inventory, extra_vars, limit, tags, skip_tags)
-    if check_only:
-        from llmops.plan.text import plan_text
+    if list_hosts:
+        click.echo(f"  hosts ({len(plan.hosts)}):")
+        for host in plan.hosts:
+            click.echo(f"    {host.name}")
+        return
+    if show_diff:
+        from llmops.execute.console import Console
+        from llmops.execute.executor import diff
 
-        click.echo(plan_text(plan))
+        diff(plan, Console(), forks)
+    if check_only:
+        if not show_diff:
+            from llmops.plan.text import plan_text
+
+            click.echo(plan_text(plan))
         return
     code = run_apply(plan, playbook=Path(playbook), inventory=inventory, run_dir=run_dir, forks=forks,
                      verbosity=verbose, as_json=as_json, argv=sys.argv, resume_skip=skip if resume else None,
-                     selection={"limit": limit, "tags": tags, "skip_tags": skip_tags})
+                     selection={"limit": limit, "tags": tags, "skip_tags": skip_tags},
+                     keep_running=keep_running, restart=restart)
     sys.exit(code)
 
 

@@ -312,7 +312,9 @@ def cmd_start(args) -> int:
         with open(tmp, "w") as f:
             f.write("%d %d\n" % (pid, sid))
         os.replace(tmp, args.pidfile)
+    st = read_stat(pid)
     emit({"ok": True, "pid": pid, "sid": sid if sid is not None else pid, "keeper": sid is not None,
+          "starttime": st[5] if st else None,
           "t_spawn": t_spawn})
     return 0
 

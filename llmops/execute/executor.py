@@ -29,7 +29,7 @@ from llmops.execute.facts import backend_versions
 from llmops.execute.facts import gather as gather_facts
 from llmops.execute.provision import provision
 from llmops.execute.runner import Runner, connect
-from llmops.execute.server import Server, scrub
+from llmops.execute.server import Server, command_hash, scrub
 from llmops.plan.model import Cell, Plan
 from llmops.plan.planner import all_steps
 from llmops.plugins.api import Backend
@@ -61,6 +61,8 @@ class HostRecap:
 class ExecOptions:
     forks: int = 5
     provision_only: bool = False
+    keep_running: bool = False  # leave servers up after measuring (the next apply reuses them)
+    restart: bool = False  # replace a running server even when its command is the same
 
 
 @dataclass
@@ -144,6 +146,8 @@ class Executor:
         except ConnectError as exc:
             self._unreachable(host.name, todo, recap, exc)
             return
+        if self.console.verbosity >= 2:
+            runner.trace = self._tracer(host.name)
         try:
             try:
                 agent = Agent(runner, todo[0].cache_dir, host.python)
@@ -172,11 +176,13 @@ class Executor:
                     recap.failed += 1
                     self._record_failure(cell, f"provisioning failed: {failed_steps[broken[0].id]}")
                     continue
-                ok = self._cell(runner, agent, cell)
-                if ok:
-                    recap.ok += 1
-                else:
+                outcome = self._cell(runner, agent, cell)
+                if outcome["status"] != "ok":
                     recap.failed += 1
+                elif outcome.get("changed"):
+                    recap.changed += 1
+                else:
+                    recap.ok += 1
         except Interrupted:
             raise
         except ConnectError as exc:
@@ -185,6 +191,21 @@ class Executor:
             self.console.event(host.name, "unreachable", str(exc))
         finally:
             runner.close()
+
+    def _tracer(self, host_name: str):  # noqa: ANN202
+        from llmops.record.rundir import scrub as scrub_secrets
+
+        def trace(result) -> None:  # noqa: ANN001
+            status = "timed out" if result.exit_code is None else f"exit {result.exit_code}"
+            first = result.command.splitlines()[0] if result.command else ""
+            more = " ..." if "\n" in result.command else ""
+            self.console.verbose(2, host_name, scrub_secrets(f"$ {first}{more}   ({status}, {result.duration:.2f} s)"))
+            if self.console.verbosity >= 3:
+                for stream in (result.stdout, result.stderr):
+                    for line in stream.strip().splitlines()[-20:]:
+                        self.console.verbose(3, host_name, "  | " + scrub_secrets(line))
+
+        return trace
 
     def _unreachable(self, host_name: str, cells: list[Cell], recap: HostRecap, exc: Exception) -> None:
         recap.unreachable = True
@@ -238,7 +259,40 @@ class Executor:
         data.update({"status": status, "error": error})
         self.rundir.update_cell(cell, data)
 
-    def _cell(self, runner: Runner, agent: Agent, cell: Cell) -> bool:
+    def _start_or_reuse(self, cell: Cell, server: Server, plugin: Backend | None, runner: Runner) -> str:
+        """Start the server, or reuse the one left running with the same command: started|reused|replaced."""
+        host = cell.host.name
+        state = server.read_state()
+        mode = "started"
+        if state is not None:
+            if state.get("hash") == command_hash(cell) and not self.options.restart:
+                server.adopt(state)
+                self.console.event(host, "ok", f"[{cell.name}] reusing the server already running with the same "
+                                                f"command (pid {state['pid']})")
+                return "reused"
+            why = "--restart" if self.options.restart else "its command differs"
+            self.console.event(host, "changed", f"[{cell.name}] replacing the server left on port {cell.spec.port} "
+                                                f"(pid {state['pid']}, {why})")
+            self.console.verbose(1, host, f"- {state.get('command')}")
+            old = Server(cell, runner, server.agent, state.get("remote_dir") or server.remote_dir)
+            old.adopt(state)
+            report = old.stop()
+            if report.survivors:
+                raise ServerFailed(f"could not stop the server left on port {cell.spec.port}: "
+                                   + ", ".join(f"{p['pid']} ({p['comm']})" for p in report.survivors))
+            server.clear_state()
+            mode = "replaced"
+        pre = plugin.pre_start(cell.spec) if plugin else None
+        if pre:
+            runner.run(pre, timeout=120)
+        server.check_disk()
+        server.check_port()
+        self.console.event(host, "ok", f"[{cell.name}] starting {cell.kind} on port {cell.spec.port}")
+        server.start()
+        server.write_state()
+        return mode
+
+    def _cell(self, runner: Runner, agent: Agent, cell: Cell) -> dict[str, Any]:
         host = cell.host.name
         plugin = self.backends.get(cell.kind)
         result = pending_cell(cell)
@@ -252,18 +306,15 @@ class Executor:
         idle: procmem.TreeSample | None = None
         levels: list[dict[str, Any]] = []
         t_ready: float | None = None
-        self.console.event(host, "ok", f"[{cell.name}] starting {cell.kind} on port {cell.spec.port}")
         self.console.verbose(1, host, f"$ {cell.display_command}")
+        mode = None
         try:
-            pre = plugin.pre_start(cell.spec) if plugin else None
-            if pre:
-                runner.run(pre, timeout=120)
-            server.check_disk()
-            server.check_port()
-            server.start()
+            mode = self._start_or_reuse(cell, server, plugin, runner)
+            result["server"] = mode
             with self._active_lock:
                 self.active[cell.id] = (server, runner)
-            self.leases.hold(runner, agent, server.lease_path, cell.lease_timeout)
+            if mode != "reused":
+                self.leases.hold(runner, agent, server.lease_path, cell.lease_timeout)
             sampler = Sampler(agent, server, remote_dir, cell.benchmark.sample_interval,
                               self._collectors.get(cell.host.name, []), cell.telemetry)
             sampler.start()
@@ -271,14 +322,15 @@ class Executor:
             with runner.forward(cell.spec.port, target) as local_port:
                 base = f"http://127.0.0.1:{local_port}"
                 ready_s = self._wait_ready(server, local_port, cell)
-                result["startup"] = {"ready_s": ready_s}
+                result["startup"] = {"ready_s": ready_s} if mode != "reused" else {"ready_s": None, "reused": True}
                 t_ready = time.time()
                 idle_procs = server.procs()
                 total, source = procmem.tree_bytes(idle_procs)
                 idle = procmem.TreeSample(t=t_ready, bytes=total, source=source, procs=idle_procs)
                 sampler.snapshot_gpu()  # idle GPU memory right after ready, not at the next tick
                 result["memory"] = {"source": source, "idle_bytes": total, "peak_bytes": total}
-                self.console.event(host, "ok", f"[{cell.name}] ready in {ready_s:.2f} s, "
+                ready = "already ready" if mode == "reused" else f"ready in {ready_s:.2f} s"
+                self.console.event(host, "ok", f"[{cell.name}] {ready}, "
                                                 f"{_mib(total)} ({source}) across {len(idle_procs)} process(es)")
                 self.rundir.update_cell(cell, result)
                 self.check_cancel()
@@ -303,8 +355,11 @@ class Executor:
             result["error"] = str(exc)
             self.console.event(host, "failed", f"[{cell.name}] {exc}")
         finally:
-            self._finish_cell(cell, server, sampler, result, levels, idle, bench_window, cell_dir, plugin, t_ready)
-        return result["status"] == "ok"
+            keep = result["status"] == "ok" and (self.options.keep_running or mode == "reused")
+            self._finish_cell(cell, server, sampler, result, levels, idle, bench_window, cell_dir, plugin, t_ready,
+                              keep=keep)
+        result["changed"] = mode == "replaced" or (mode in ("started", "replaced") and result.get("left_running"))
+        return result
 
     def _release_check(self, cell: Cell, sampler: Sampler, pids: set[int], result: dict[str, Any]) -> None:
         """After stop, no process of the server may still hold GPU memory; say loudly if one does."""
@@ -429,11 +484,17 @@ class Executor:
     def _finish_cell(self, cell: Cell, server: Server, sampler: "Sampler | None", result: dict[str, Any],
                      levels: list[dict[str, Any]], idle: procmem.TreeSample | None,
                      bench_window: tuple[float, float] | None, cell_dir: Path, plugin: Backend | None,
-                     t_ready: float | None = None) -> None:
-        """Always runs: stop the server, check it is gone, bring logs and samples home, record."""
+                     t_ready: float | None = None, keep: bool = False) -> None:
+        """Always runs: stop the server (unless it is to stay), check it is gone, bring logs and
+        samples home, record."""
         host = cell.host.name
         try:
-            if server.pid is not None:
+            if keep and server.pid is not None:
+                self.leases.release(server.lease_path)
+                server.release_lease()
+                result["left_running"] = True
+                self.console.event(host, "ok", f"[{cell.name}] left running (pid {server.pid}, port {cell.spec.port})")
+            elif server.pid is not None:
                 try:
                     graceful = plugin.stop_command(cell.spec) if plugin else None
                     if graceful:
@@ -449,6 +510,7 @@ class Executor:
                             result["status"] = "failed"
                             result["error"] = warning
                     else:
+                        server.clear_state()
                         self.console.event(host, "ok", f"[{cell.name}] stopped in {report.seconds:.2f} s"
                                                         f"{' (SIGKILL needed)' if report.forced else ''}")
                 except (ExecutionError, ConnectError) as exc:
@@ -469,7 +531,7 @@ class Executor:
                 if gpu:
                     memory["gpu"] = gpu
                 result["memory"] = memory
-            if sampler is not None and server.pid is not None:
+            if sampler is not None and server.pid is not None and not keep:
                 self._release_check(cell, sampler, tree_pids, result)
             if server.pid is not None:
                 try:
@@ -487,6 +549,54 @@ class Executor:
                 self.active.pop(cell.id, None)
             result["finished_at"] = time.time()
             self.rundir.update_cell(cell, result)
+
+
+def diff(plan: Plan, console: Console, forks: int = 5) -> dict[str, list[dict[str, Any]]]:
+    """What apply would change on each host: servers to start, to reuse (same command), to replace."""
+    by_host = plan.by_host()
+    out: dict[str, list[dict[str, Any]]] = {}
+
+    def one(host) -> list[dict[str, Any]]:  # noqa: ANN001
+        runner = connect(host)
+        try:
+            agent = Agent(runner, by_host[host.name][0].cache_dir, host.python)
+            changes = []
+            for cell in by_host[host.name]:
+                state = Server(cell, runner, agent, "").read_state()
+                if state is None:
+                    changes.append({"cell": cell.name, "action": "start", "command": cell.display_command})
+                elif state.get("hash") == command_hash(cell):
+                    changes.append({"cell": cell.name, "action": "reuse", "pid": state["pid"]})
+                else:
+                    changes.append({"cell": cell.name, "action": "replace", "pid": state["pid"],
+                                    "old": state.get("command"), "command": cell.display_command})
+            return changes
+        finally:
+            runner.close()
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(forks, len(plan.hosts) or 1))) as pool:
+        futures = {pool.submit(one, h): h for h in plan.hosts}
+        for fut in concurrent.futures.as_completed(futures):
+            host = futures[fut]
+            try:
+                out[host.name] = fut.result()
+            except (ConnectError, ExecutionError) as exc:
+                out[host.name] = [{"action": "unreachable", "error": str(exc)}]
+    for host in plan.hosts:
+        console.line(f"--- {host.name}")
+        for change in out[host.name]:
+            if change["action"] == "unreachable":
+                console.line(f"    unreachable: {change['error']}")
+            elif change["action"] == "reuse":
+                console.line(f"    = [{change['cell']}] already running with the same command (pid {change['pid']}): "
+                             "left alone, measured as it is")
+            elif change["action"] == "replace":
+                console.line(f"    ~ [{change['cell']}] replaces pid {change['pid']}:")
+                console.line(f"      - {change['old']}")
+                console.line(f"      + {change['command']}")
+            else:
+                console.line(f"    + [{change['cell']}] start: {change['command']}")
+    return out
 
 
 class Leases:

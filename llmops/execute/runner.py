@@ -16,7 +16,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -111,11 +111,15 @@ def connect(host: Host) -> Runner:
     return SshRunner(host)
 
 
+Trace = Callable[["CommandResult"], None]
+
+
 class LocalRunner:
     """Runs on this machine with /bin/sh; the same contract as SshRunner."""
 
     def __init__(self, host: Host):
         self.host = host
+        self.trace: Trace | None = None  # -vv: every command; set by the executor
 
     def run(self, command: str, *, timeout: float | None = None, stdin: str | bytes | None = None) -> CommandResult:
         t0 = time.monotonic()
@@ -136,8 +140,8 @@ class LocalRunner:
                 os.killpg(proc.pid, 9)
             proc.wait()
             raise
-        return CommandResult(command, code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
-                             time.monotonic() - t0)
+        return _traced(self, CommandResult(command, code, out.decode("utf-8", "replace"),
+                                           err.decode("utf-8", "replace"), time.monotonic() - t0))
 
     def get(self, remote_path: str, local_path: Path) -> bool:
         src = Path(os.path.expanduser(remote_path))
@@ -168,6 +172,7 @@ class SshRunner:
         self.host = host
         self._conn = None
         self._lock = threading.Lock()
+        self.trace: Trace | None = None
 
     def _connection(self):
         with self._lock:
@@ -239,7 +244,8 @@ class SshRunner:
                 self._conn = None
                 raise ConnectError(f"{self.host.name}: SSH connection lost: {exc}") from None
             raise
-        return CommandResult(command, result.exited, result.stdout, result.stderr, time.monotonic() - t0)
+        return _traced(self, CommandResult(command, result.exited, result.stdout, result.stderr,
+                                           time.monotonic() - t0))
 
     def _run_with_stdin(self, conn, command: str, wrapped: str, stdin: str | bytes, timeout: float | None,
                         t0: float) -> CommandResult:
@@ -275,8 +281,8 @@ class SshRunner:
                 self._conn = None
                 raise ConnectError(f"{self.host.name}: SSH connection lost: {exc}") from None
             raise
-        return CommandResult(command, code, out.getvalue().decode("utf-8", "replace"),
-                             err.getvalue().decode("utf-8", "replace"), time.monotonic() - t0)
+        return _traced(self, CommandResult(command, code, out.getvalue().decode("utf-8", "replace"),
+                                           err.getvalue().decode("utf-8", "replace"), time.monotonic() - t0))
 
     def get(self, remote_path: str, local_path: Path) -> bool:
         conn = self._connection()
@@ -335,6 +341,12 @@ class SshRunner:
                 with contextlib.suppress(Exception):
                     self._conn.close()
                 self._conn = None
+
+
+def _traced(runner: "LocalRunner | SshRunner", result: CommandResult) -> CommandResult:
+    if runner.trace is not None:
+        runner.trace(result)
+    return result
 
 
 def free_local_port() -> int:

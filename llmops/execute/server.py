@@ -10,6 +10,7 @@ no process of that session (or its descendants, even reparented ones) is left.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import socket
@@ -67,6 +68,7 @@ class Server:
         self.lease_path = f"{remote_dir}/lease"
         self.pid: int | None = None
         self.sid: int | None = None  # session of the server: our log keeper leads it
+        self.starttime: int | None = None  # with the PID, tells this process from a later one
         self.t_spawn: float | None = None  # controller clock
         self.known_pids: set[int] = set()
 
@@ -85,6 +87,53 @@ class Server:
         if free_kb is not None and free_kb < self.MIN_FREE_KB:
             raise ServerFailed(f"only {free_kb} KiB free for logs in {self.remote_dir} on {self.cell.host.name} "
                                f"(need {self.MIN_FREE_KB // 1024} MiB); free some space or set llmops_remote_dir")
+
+    # --- what is already running (idempotence) ----------------------------------------------
+
+    @property
+    def state_path(self) -> str:
+        return f"{self.cell.cache_dir.rstrip('/')}/servers/{self.cell.spec.port}.json"
+
+    def read_state(self) -> dict[str, Any] | None:
+        """The server llmops left running on this port, if it is still that very process."""
+        result = self.runner.run(f"cat {q(self.state_path)} 2>/dev/null", timeout=60)
+        if not result.ok or not result.stdout.strip():
+            return None
+        try:
+            state = json.loads(result.stdout)
+            pid, starttime = int(state["pid"]), state.get("starttime")
+        except (ValueError, KeyError, TypeError):
+            return None
+        stat = self.runner.run(f"cat /proc/{pid}/stat 2>/dev/null", timeout=60).stdout
+        alive = stat and stat[stat.rfind(")") + 2:stat.rfind(")") + 3] not in ("Z", "X", "")
+        same = alive and starttime is not None and stat[stat.rfind(")") + 2:].split()[19] == str(starttime)
+        if not same:  # gone, or the PID now belongs to something else: forget it
+            self.runner.run(f"rm -f {q(self.state_path)}", timeout=60)
+            return None
+        return state
+
+    def write_state(self) -> None:
+        state = {"pid": self.pid, "sid": self.sid, "starttime": self.starttime, "hash": command_hash(self.cell),
+                 "cell": self.cell.name, "command": self.cell.display_command, "remote_dir": self.remote_dir,
+                 "started": self.t_spawn}
+        folder = self.state_path.rsplit("/", 1)[0]
+        self.runner.run(f"mkdir -p {q(folder)} && cat > {q(self.state_path)}", stdin=json.dumps(state), timeout=60)
+
+    def clear_state(self) -> None:
+        self.runner.run(f"rm -f {q(self.state_path)}", timeout=60)
+
+    def adopt(self, state: dict[str, Any]) -> None:
+        """Take over a server a previous run left running (same command): measure it as it is."""
+        self.pid, self.sid, self.starttime = int(state["pid"]), int(state["sid"]), state.get("starttime")
+        self.remote_dir = state.get("remote_dir") or self.remote_dir
+        self.log_path = f"{self.remote_dir}/server.log"
+        self.lease_path = f"{self.remote_dir}/lease"
+        self.t_spawn = None
+        self.known_pids.add(self.pid)
+
+    def release_lease(self) -> None:
+        """Leave the server running after we go: without a lease file the host enforces nothing."""
+        self.runner.run(f"rm -f {q(self.lease_path)}", timeout=60)
 
     def check_port(self) -> None:
         doc = self.agent.call("port", str(self.cell.spec.port))
@@ -117,6 +166,7 @@ class Server:
             raise ServerFailed(f"could not start the server: {doc.get('error', doc)}", self.log_tail())
         self.pid = int(doc["pid"])
         self.sid = int(doc["sid"])
+        self.starttime = doc.get("starttime")
         self.t_spawn = self.agent.to_controller_time(float(doc["t_spawn"]))
         self.known_pids.add(self.pid)
 
@@ -151,7 +201,8 @@ class Server:
         except NotReady as exc:
             raise ServerFailed(f"server not ready after {timeout:g} s (last answer: {exc.args[0]}); "
                                "raise ready_timeout if the model needs longer", self.log_tail()) from None
-        assert self.t_spawn is not None
+        if self.t_spawn is None:  # adopted: it was ready long ago
+            return 0.0
         return max(time.time() - self.t_spawn, 0.0)
 
     # --- stop --------------------------------------------------------------------------------
@@ -204,6 +255,12 @@ class Server:
         procs = list(doc.get("procs", []))
         self.known_pids |= {int(p["pid"]) for p in procs}
         return procs
+
+
+def command_hash(cell: Cell) -> str:
+    """What makes two servers the same: the exact command and environment (secrets included)."""
+    data = json.dumps({"command": cell.command, "env": {k: str(v) for k, v in sorted(cell.env.items())}})
+    return hashlib.sha256(data.encode()).hexdigest()
 
 
 def scrub(text: str, secrets: list[str]) -> str:
