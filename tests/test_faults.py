@@ -182,7 +182,7 @@ def test_ssh_connection_drops_mid_run(provisioned: None, tmp_path: Path) -> None
     wait_for(lambda: processes_matching(f"--port {port}") == [], 60, None, "the lease to stop the server")
     remote_id = json.loads((run_dir / "meta.json").read_text())["remote_id"]
     assert "lease expired" in Path(os.path.expanduser(
-        f"~/.cache/llmops/runs/{remote_id}/llama-np1/server.log")).read_text()
+        f"~/.cache/llmops/runs/{remote_id}/flaky/llama-np1/server.log")).read_text()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")

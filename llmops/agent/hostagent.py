@@ -319,6 +319,76 @@ def cmd_start(args) -> int:
     return 0
 
 
+def cmd_launch(args) -> int:
+    """Everything a server start needs, in one round trip (each SSH command costs a connection's
+    shell start-up on the host). Reads a JSON document on stdin (so the environment, which may
+    hold secrets, is never on a command line or on disk):
+
+      {"dir", "log", "lease", "lease_timeout", "command", "env", "port", "host", "min_free_kb",
+       "state_path", "state", "sample": {"out", "interval", "tool_timeout", "collectors"} | null}
+
+    Checks free disk space and that the port is free, starts the server under its log keeper,
+    starts the memory sampler, and records the server in its state file.
+    """
+    spec = json.load(sys.stdin)
+    folder = os.path.expanduser(spec["dir"])
+    os.makedirs(folder, exist_ok=True)
+    vfs = os.statvfs(folder)
+    free_kb = vfs.f_bavail * vfs.f_frsize // 1024
+    if free_kb < int(spec.get("min_free_kb", 0)):
+        emit({"ok": False, "error_kind": "disk", "free_kb": free_kb, "error": "only %d KiB free in %s" % (free_kb, folder)})
+        return 1
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect((spec.get("host") or "127.0.0.1", int(spec["port"])))
+        busy = True
+    except OSError:
+        busy = False
+    finally:
+        probe.close()
+    if busy:
+        emit({"ok": False, "error_kind": "port", "error": "port %s is already in use" % spec["port"]})
+        return 1
+    lease = os.path.expanduser(spec["lease"]) if spec.get("lease") else None
+    if lease:
+        with open(lease, "a"):
+            pass
+        os.utime(lease, None)
+    env = dict(os.environ)
+    env.update({str(k): str(v) for k, v in (spec.get("env") or {}).items()})
+    env.setdefault("PYTHONUNBUFFERED", "1")  # see cmd_start
+    log = os.path.expanduser(spec["log"])
+    pid, sid, t_spawn, failure = _spawn(["/bin/sh", "-c", "exec " + spec["command"]], log, env,
+                                        stamp=True, lease=lease, lease_timeout=float(spec.get("lease_timeout") or 0))
+    if failure:
+        emit({"ok": False, "error_kind": "spawn", "error": failure})
+        return 1
+    st = read_stat(pid)
+    out = {"ok": True, "pid": pid, "sid": sid, "starttime": st[5] if st else None, "t_spawn": t_spawn}
+    sample = spec.get("sample")
+    if sample:
+        argv = [sys.executable, os.path.abspath(__file__), "sample", str(pid), "--sid", str(sid),
+                "--out", os.path.expanduser(sample["out"]), "--interval", str(sample["interval"]),
+                "--tool-timeout", str(sample.get("tool_timeout", 10.0))]
+        for item in sample.get("collectors") or []:
+            argv += ["--collector", item]
+        spid, _, _, sfail = _spawn(argv, os.path.expanduser(sample["out"]) + ".log", dict(os.environ), stamp=False)
+        out["sampler_pid"] = spid
+        if sfail:
+            out["sampler_error"] = sfail
+    if spec.get("state_path"):
+        state = dict(spec.get("state") or {})
+        state.update({"pid": pid, "sid": sid, "starttime": out["starttime"], "started": t_spawn})
+        path = os.path.expanduser(spec["state_path"])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w") as f:
+            json.dump(state, f)
+        os.replace(path + ".tmp", path)
+    emit(out)
+    return 0
+
+
 def cmd_alive(args) -> int:
     alive = is_alive(args.pid)
     emit({"pid": args.pid, "alive": alive, "time": time.time()})
@@ -345,6 +415,7 @@ def cmd_stop(args) -> int:
     pids, _ = members(args.pid, args.known or (), sid)
     if not pids:
         _reap_session(sid)
+        _after_stop(args, stopped=True)
         emit({"stopped": True, "already_gone": True, "forced": False, "survivors": [], "seconds": 0.0})
         return 0
     snapshot = set(pids)  # children reparent to init when the leader dies; remember them now
@@ -379,9 +450,32 @@ def cmd_stop(args) -> int:
     left, table = members(args.pid, snapshot, sid)
     for pid in left:
         survivors.append({"pid": pid, "comm": table[pid][4], "cmdline": cmdline_of(pid)})
+    _after_stop(args, stopped=not survivors)
     emit({"stopped": not survivors, "already_gone": False, "forced": forced, "survivors": survivors,
           "seconds": round(time.time() - t0, 3), "members": sorted(snapshot)})
     return 0 if not survivors else 1
+
+
+def _after_stop(args, stopped: bool) -> None:
+    """The server is down: let its sampler write its last line and go, forget the server."""
+    if getattr(args, "sampler", None):
+        try:
+            os.kill(args.sampler, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+        deadline = time.time() + 3.0
+        while time.time() < deadline and is_alive(args.sampler):
+            time.sleep(0.02)
+        if is_alive(args.sampler):
+            try:
+                os.kill(args.sampler, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    if stopped and getattr(args, "state", None):
+        try:
+            os.unlink(os.path.expanduser(args.state))
+        except OSError:
+            pass
 
 
 def _reap_session(sid) -> None:
@@ -552,6 +646,21 @@ def cmd_heartbeat(args) -> int:
                 os.utime(os.path.expanduser(path), (now, now))
             except OSError:
                 pass
+    return 0
+
+
+def cmd_tools(args) -> int:
+    """Several tool commands in one round trip: stdin is a JSON list of {"key", "command",
+    "requires"}; a command whose required program is missing is skipped. Each has its own timeout."""
+    out = {}
+    for item in json.load(sys.stdin):
+        if item.get("requires") and not shutil.which(item["requires"]):
+            continue
+        t = time.time()
+        result = _run_tool(item["command"], float(item.get("timeout") or args.timeout))
+        result["t"] = t
+        out[item["key"]] = result
+    emit(out)
     return 0
 
 
@@ -741,6 +850,8 @@ def main(argv=None) -> int:
     p.add_argument("--command", required=True)
     p.set_defaults(fn=cmd_start)
 
+    sub.add_parser("launch").set_defaults(fn=cmd_launch)
+
     p = sub.add_parser("alive")
     p.add_argument("pid", type=int)
     p.set_defaults(fn=cmd_alive)
@@ -754,6 +865,8 @@ def main(argv=None) -> int:
     p = sub.add_parser("stop")
     p.add_argument("pid", type=int)
     p.add_argument("--sid", type=int)
+    p.add_argument("--sampler", type=int, help="sampler to stop once the server is down")
+    p.add_argument("--state", help="state file to remove once the server is down")
     p.add_argument("--timeout", type=float, default=15.0)
     p.add_argument("--known", type=int, nargs="*")
     p.set_defaults(fn=cmd_stop)
@@ -769,6 +882,10 @@ def main(argv=None) -> int:
     p.set_defaults(fn=cmd_sample)
 
     sub.add_parser("heartbeat").set_defaults(fn=cmd_heartbeat)
+
+    p = sub.add_parser("tools")
+    p.add_argument("--timeout", type=float, default=10.0)
+    p.set_defaults(fn=cmd_tools)
 
     p = sub.add_parser("tool")
     p.add_argument("--timeout", type=float, default=10.0)

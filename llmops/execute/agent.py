@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 import time
 from typing import Any
 
@@ -25,7 +26,9 @@ class Agent:
     def __init__(self, runner: Runner, cache_dir: str, python: str = "python3"):
         self.runner = runner
         self.cache_dir = cache_dir
-        self.python = python
+        # On this machine, our own interpreter is a known-good python3 and starts at once; a
+        # `python3` found on PATH may be a wrapper (pyenv's shim adds ~0.25 s to every call).
+        self.python = sys.executable if runner.host.is_local and python == "python3" and sys.executable else python
         self.file = agent_file(cache_dir)
         self._installed = False
         self.clock_offset = 0.0  # host clock minus controller clock

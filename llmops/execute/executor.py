@@ -259,7 +259,8 @@ class Executor:
         data.update({"status": status, "error": error})
         self.rundir.update_cell(cell, data)
 
-    def _start_or_reuse(self, cell: Cell, server: Server, plugin: Backend | None, runner: Runner) -> str:
+    def _start_or_reuse(self, cell: Cell, server: Server, plugin: Backend | None, runner: Runner,
+                        sampler: Sampler) -> str:
         """Start the server, or reuse the one left running with the same command: started|reused|replaced."""
         host = cell.host.name
         state = server.read_state()
@@ -269,6 +270,7 @@ class Executor:
                 server.adopt(state)
                 self.console.event(host, "ok", f"[{cell.name}] reusing the server already running with the same "
                                                 f"command (pid {state['pid']})")
+                sampler.start()
                 return "reused"
             why = "--restart" if self.options.restart else "its command differs"
             self.console.event(host, "changed", f"[{cell.name}] replacing the server left on port {cell.spec.port} "
@@ -285,11 +287,9 @@ class Executor:
         pre = plugin.pre_start(cell.spec) if plugin else None
         if pre:
             runner.run(pre, timeout=120)
-        server.check_disk()
-        server.check_port()
         self.console.event(host, "ok", f"[{cell.name}] starting {cell.kind} on port {cell.spec.port}")
-        server.start()
-        server.write_state()
+        launched = server.start(sample=sampler.spec())
+        sampler.pid = launched.get("sampler_pid")
         return mode
 
     def _cell(self, runner: Runner, agent: Agent, cell: Cell) -> dict[str, Any]:
@@ -299,7 +299,9 @@ class Executor:
         result.update({"status": "running", "started_at": time.time()})
         self.rundir.update_cell(cell, result)
         cell_dir = self.rundir.cell_dir(cell)
-        remote_dir = f"{cell.remote_root.rstrip('/')}/{self.rundir.remote_id}/{safe_name(cell.name)}"
+        # The host's name is part of the folder: a shared (NFS) home must not mix two hosts' logs.
+        remote_dir = (f"{cell.remote_root.rstrip('/')}/{self.rundir.remote_id}/{safe_name(cell.host.name)}/"
+                      f"{safe_name(cell.name)}")
         server = Server(cell, runner, agent, remote_dir)
         sampler: Sampler | None = None
         bench_window: tuple[float, float] | None = None
@@ -309,15 +311,14 @@ class Executor:
         self.console.verbose(1, host, f"$ {cell.display_command}")
         mode = None
         try:
-            mode = self._start_or_reuse(cell, server, plugin, runner)
+            sampler = Sampler(agent, server, remote_dir, cell.benchmark.sample_interval,
+                              self._collectors.get(cell.host.name, []), cell.telemetry)
+            mode = self._start_or_reuse(cell, server, plugin, runner, sampler)
             result["server"] = mode
             with self._active_lock:
                 self.active[cell.id] = (server, runner)
             if mode != "reused":
                 self.leases.hold(runner, agent, server.lease_path, cell.lease_timeout)
-            sampler = Sampler(agent, server, remote_dir, cell.benchmark.sample_interval,
-                              self._collectors.get(cell.host.name, []), cell.telemetry)
-            sampler.start()
             target = cell.spec.bind if cell.spec.bind not in ("0.0.0.0", "::", "") else "127.0.0.1"
             with runner.forward(cell.spec.port, target) as local_port:
                 base = f"http://127.0.0.1:{local_port}"
@@ -499,7 +500,9 @@ class Executor:
                     graceful = plugin.stop_command(cell.spec) if plugin else None
                     if graceful:
                         server.runner.run(graceful, timeout=cell.spec.stop_timeout + 30)
-                    report = server.stop()
+                    report = server.stop(sampler_pid=sampler.pid if sampler is not None else None)
+                    if sampler is not None:
+                        sampler.stopped = True  # the stop call took the sampler down with the server
                     result["stop"] = report.to_json()
                     if report.survivors:
                         names = ", ".join(f"{s['pid']} ({s['comm']})" for s in report.survivors)
@@ -510,7 +513,6 @@ class Executor:
                             result["status"] = "failed"
                             result["error"] = warning
                     else:
-                        server.clear_state()
                         self.console.event(host, "ok", f"[{cell.name}] stopped in {report.seconds:.2f} s"
                                                         f"{' (SIGKILL needed)' if report.forced else ''}")
                 except (ExecutionError, ConnectError) as exc:

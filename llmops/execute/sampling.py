@@ -28,9 +28,16 @@ class Sampler:
         self.collectors = {c.name: c for c in collectors}
         self.telemetry = telemetry
         self.pid: int | None = None
+        self.stopped = False  # set when the server's stop call already stopped the sampler
         self.snapshots: list[str] = []  # extra tool lines taken on demand (idle, after stop)
 
+    def spec(self) -> dict:
+        """What the agent's `launch` needs to start this sampler right after the server."""
+        return {"out": self.remote_out, "interval": self.interval, "tool_timeout": self.telemetry.tool_timeout,
+                "collectors": [f"{name}={self.telemetry.interval}:{c.command()}" for name, c in self.collectors.items()]}
+
     def start(self) -> None:
+        """Start the sampler on its own (for a server we did not start: one left running)."""
         assert self.server.pid is not None
         args = ["sample", str(self.server.pid), "--sid", str(self.server.sid), "--out", self.remote_out,
                 "--interval", str(self.interval), "--tool-timeout", str(self.telemetry.tool_timeout)]
@@ -65,7 +72,7 @@ class Sampler:
             self.snapshots += self._run_once(self.process_collectors())
 
     def finish(self, local: Path) -> tuple[list[procmem.TreeSample], list[gpumem.GpuSample]]:
-        if self.pid is not None:
+        if self.pid is not None and not self.stopped:
             self.agent.call("stop", str(self.pid), "--timeout", "5", timeout=60, check=False)
         lines: list[str] = []
         if self.agent.runner.get(self.remote_out, local):

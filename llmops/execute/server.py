@@ -25,6 +25,7 @@ from llmops.errors import ExecutionError, ServerFailed
 from llmops.execute.agent import Agent, q
 from llmops.execute.runner import Runner, pid_alive
 from llmops.plan.model import Cell
+from llmops.record.rundir import safe_name
 
 
 class NotReady(Exception):
@@ -74,25 +75,49 @@ class Server:
 
     # --- start -------------------------------------------------------------------------------
 
-    MIN_FREE_KB = 20 * 1024
+    MIN_FREE_KB = 20 * 1024  # logs and samples need some room; a full disk is a clear error up front
 
-    def check_disk(self) -> None:
-        """Logs and samples need some room; a full disk is a clear error before anything starts."""
-        result = self.runner.run(f"mkdir -p {q(self.remote_dir)} && df -Pk {q(self.remote_dir)} | tail -n 1",
-                                 timeout=60)
-        if not result.ok:
-            raise ServerFailed(f"cannot create {self.remote_dir} on {self.cell.host.name}: {result.brief()}")
-        fields = result.stdout.split()
-        free_kb = int(fields[3]) if len(fields) >= 4 and fields[3].isdigit() else None
-        if free_kb is not None and free_kb < self.MIN_FREE_KB:
-            raise ServerFailed(f"only {free_kb} KiB free for logs in {self.remote_dir} on {self.cell.host.name} "
-                               f"(need {self.MIN_FREE_KB // 1024} MiB); free some space or set llmops_remote_dir")
+    def start(self, sample: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Check disk and port, start the server (and its sampler), record it: one round trip.
+
+        The environment travels on stdin (it may hold secrets): never on a command line, never
+        in a file on the host.
+        """
+        spec = {
+            "dir": self.remote_dir, "log": self.log_path, "lease": self.lease_path,
+            "lease_timeout": self.cell.lease_timeout, "command": self.cell.command,
+            "env": {k: str(v) for k, v in self.cell.env.items()}, "port": self.cell.spec.port,
+            "host": self.cell.spec.bind if self.cell.spec.bind not in ("0.0.0.0", "::", "") else "127.0.0.1",
+            "min_free_kb": self.MIN_FREE_KB, "state_path": self.state_path,
+            "state": {"hash": command_hash(self.cell), "cell": self.cell.name, "command": self.cell.display_command,
+                      "remote_dir": self.remote_dir},
+            "sample": sample,
+        }
+        doc = self.agent.call("launch", stdin=json.dumps(spec), timeout=120, check=False)
+        if not doc.get("ok"):
+            kind = doc.get("error_kind")
+            host = self.cell.host.name
+            if kind == "disk":
+                raise ServerFailed(f"only {doc.get('free_kb')} KiB free for logs in {self.remote_dir} on {host} "
+                                   f"(need {self.MIN_FREE_KB // 1024} MiB); free some space or set llmops_remote_dir")
+            if kind == "port":
+                raise ServerFailed(f"port {self.cell.spec.port} on {host} is already in use by another process; "
+                                   "stop it or choose another port")
+            raise ServerFailed(f"could not start the server on {host}: {doc.get('error', doc)}", self.log_tail())
+        self.pid = int(doc["pid"])
+        self.sid = int(doc["sid"])
+        self.starttime = doc.get("starttime")
+        self.t_spawn = self.agent.to_controller_time(float(doc["t_spawn"]))
+        self.known_pids.add(self.pid)
+        return doc
 
     # --- what is already running (idempotence) ----------------------------------------------
 
     @property
     def state_path(self) -> str:
-        return f"{self.cell.cache_dir.rstrip('/')}/servers/{self.cell.spec.port}.json"
+        # Named by host as well as port: home folders (and so the cache) are often shared between
+        # lab machines over NFS, and one machine's server must never look like another's.
+        return f"{self.cell.cache_dir.rstrip('/')}/servers/{safe_name(self.cell.host.name)}-{self.cell.spec.port}.json"
 
     def read_state(self) -> dict[str, Any] | None:
         """The server llmops left running on this port, if it is still that very process."""
@@ -112,13 +137,6 @@ class Server:
             return None
         return state
 
-    def write_state(self) -> None:
-        state = {"pid": self.pid, "sid": self.sid, "starttime": self.starttime, "hash": command_hash(self.cell),
-                 "cell": self.cell.name, "command": self.cell.display_command, "remote_dir": self.remote_dir,
-                 "started": self.t_spawn}
-        folder = self.state_path.rsplit("/", 1)[0]
-        self.runner.run(f"mkdir -p {q(folder)} && cat > {q(self.state_path)}", stdin=json.dumps(state), timeout=60)
-
     def clear_state(self) -> None:
         self.runner.run(f"rm -f {q(self.state_path)}", timeout=60)
 
@@ -134,41 +152,6 @@ class Server:
     def release_lease(self) -> None:
         """Leave the server running after we go: without a lease file the host enforces nothing."""
         self.runner.run(f"rm -f {q(self.lease_path)}", timeout=60)
-
-    def check_port(self) -> None:
-        doc = self.agent.call("port", str(self.cell.spec.port))
-        if doc.get("in_use"):
-            raise ServerFailed(f"port {self.cell.spec.port} on {self.cell.host.name} is already in use by another "
-                               "process; stop it or choose another port")
-
-    def start(self) -> None:
-        env_file = None
-        if self.cell.env:
-            env_file = f"{self.remote_dir}/env.json"
-            # 0600 and deleted by the agent right after the spawn: the env may hold secrets.
-            write = self.runner.run(f"mkdir -p {q(self.remote_dir)} && umask 077 && cat > {q(env_file)}",
-                                    stdin=json.dumps({k: str(v) for k, v in self.cell.env.items()}), timeout=60)
-            if not write.ok:
-                raise ServerFailed(f"could not write the environment file on {self.cell.host.name}: {write.brief()}")
-        # The lease: the host stops the server by itself if we stop touching this file.
-        touch = self.runner.run(f"mkdir -p {q(self.remote_dir)} && touch {q(self.lease_path)}", timeout=60)
-        if not touch.ok:
-            raise ServerFailed(f"cannot write to {self.remote_dir} on {self.cell.host.name}: {touch.brief()}")
-        args = ["start", "--log", self.log_path, "--lease", self.lease_path,
-                "--lease-timeout", str(self.cell.lease_timeout), "--command", self.cell.command]
-        if env_file:
-            args[1:1] = ["--env-file", env_file]
-        mk = self.runner.run(f"mkdir -p {q(self.remote_dir)}", timeout=60)
-        if not mk.ok:
-            raise ServerFailed(f"cannot create {self.remote_dir} on {self.cell.host.name}: {mk.brief()}")
-        doc = self.agent.call(*args, timeout=60, check=False)
-        if not doc.get("ok"):
-            raise ServerFailed(f"could not start the server: {doc.get('error', doc)}", self.log_tail())
-        self.pid = int(doc["pid"])
-        self.sid = int(doc["sid"])
-        self.starttime = doc.get("starttime")
-        self.t_spawn = self.agent.to_controller_time(float(doc["t_spawn"]))
-        self.known_pids.add(self.pid)
 
     # --- readiness ---------------------------------------------------------------------------
 
@@ -207,11 +190,14 @@ class Server:
 
     # --- stop --------------------------------------------------------------------------------
 
-    def stop(self, timeout: float | None = None) -> StopReport:
+    def stop(self, timeout: float | None = None, sampler_pid: int | None = None) -> StopReport:
+        """Stop the server (and then its sampler), verify, and forget it: one round trip."""
         if self.pid is None:
             return StopReport(stopped=True, forced=False, seconds=0.0, already_gone=True)
         timeout = timeout or self.cell.spec.stop_timeout
-        args = ["stop", str(self.pid), "--sid", str(self.sid), "--timeout", str(timeout)]
+        args = ["stop", str(self.pid), "--sid", str(self.sid), "--timeout", str(timeout), "--state", self.state_path]
+        if sampler_pid:
+            args += ["--sampler", str(sampler_pid)]
         if self.known_pids:
             args += ["--known", *[str(p) for p in sorted(self.known_pids)]]
         doc = self.agent.call(*args, timeout=timeout + 60, check=False)
