@@ -148,6 +148,9 @@ class Executor:
             return
         if self.console.verbosity >= 2:
             runner.trace = self._tracer(host.name)
+        if type(runner).__name__ == "OpenSshRunner":
+            self.console.event(host.name, "ok", "using the system ssh client: the ssh config uses Include/ProxyJump/"
+                                                "ProxyCommand/Match (which Fabric does not follow) or llmops_ssh says so")
         try:
             try:
                 agent = Agent(runner, todo[0].cache_dir, host.python)

@@ -72,8 +72,8 @@ class LineStream(Protocol):
 
 
 class _PipeStream:
-    def __init__(self, command: str):
-        self.proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+    def __init__(self, argv: list[str]):
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
 
     def write(self, line: str) -> None:
@@ -109,6 +109,10 @@ def connect(host: Host) -> Runner:
         return LocalRunner(host)
     if host.connection not in ("ssh", "paramiko", "smart"):
         raise ConnectError(f"{host.name}: connection {host.connection!r} is not supported (local or ssh)")
+    from llmops.execute import openssh
+
+    if openssh.wanted(host):
+        return openssh.OpenSshRunner(host)
     return SshRunner(host)
 
 
@@ -160,7 +164,7 @@ class LocalRunner:
         return True
 
     def open_stream(self, command: str) -> LineStream:
-        return _PipeStream(command)
+        return _PipeStream(["/bin/sh", "-c", command])
 
     def close(self) -> None:
         pass
@@ -188,7 +192,10 @@ class SshRunner:
                                                  "auth_timeout": host.connect_timeout}
             if host.key:
                 connect_kwargs["key_filename"] = [os.path.expanduser(host.key)]
-            config = Config(overrides={"load_ssh_configs": True})
+            overrides: dict[str, object] = {"load_ssh_configs": True}
+            if host.vars.get("llmops_ssh_config"):
+                overrides["ssh_config_path"] = os.path.expanduser(str(host.vars["llmops_ssh_config"]))
+            config = Config(overrides=overrides)
             conn = Connection(host=host.address, user=host.user, port=host.port, connect_kwargs=connect_kwargs,
                               connect_timeout=host.connect_timeout, config=config)
             client = conn.client
@@ -318,48 +325,10 @@ class SshRunner:
 
     @contextlib.contextmanager
     def _system_forward(self, remote_port: int, remote_host: str) -> Iterator[int]:
-        host = self.host
-        local_port = free_local_port()
-        cmd = ["ssh", "-N", "-T", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
-               "-o", "ServerAliveInterval=10", "-o", "ServerAliveCountMax=3",
-               "-o", f"ConnectTimeout={max(1, int(host.connect_timeout))}",
-               "-L", f"127.0.0.1:{local_port}:{remote_host}:{remote_port}", "-p", str(host.port)]
-        if host.user:
-            cmd += ["-l", host.user]
-        if host.key:
-            cmd += ["-i", os.path.expanduser(host.key), "-o", "IdentitiesOnly=yes"]
-        if host.host_key_checking:
-            files = [os.path.expanduser("~/.ssh/known_hosts")]
-            if host.known_hosts:
-                files.insert(0, os.path.expanduser(host.known_hosts))
-            cmd += ["-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + " ".join(files)]
-        else:
-            cmd += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
-        cmd.append(host.address)
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True)
-        try:
-            deadline = time.monotonic() + host.connect_timeout + 10
-            while True:
-                if proc.poll() is not None:
-                    err = proc.stderr.read().decode("utf-8", "replace").strip() if proc.stderr else ""
-                    raise ConnectError(f"{host.name}: the SSH port forward failed: {err[-400:]}")
-                try:
-                    with socket.create_connection(("127.0.0.1", local_port), timeout=0.5):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise ConnectError(f"{host.name}: the SSH port forward did not come up") from None
-                    time.sleep(0.02)
-            yield local_port
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        from llmops.execute import openssh
+
+        with openssh.forward(self.host, remote_port, remote_host) as port:
+            yield port
 
     @contextlib.contextmanager
     def _fabric_forward(self, remote_port: int, remote_host: str) -> Iterator[int]:
