@@ -79,6 +79,13 @@ tags_option = click.option("-t", "--tags", default="", metavar="TAGS", help="Onl
 skip_tags_option = click.option("--skip-tags", default="", metavar="TAGS", help="Skip backends/variants with these tags.")
 
 
+def selection_options(command):  # noqa: ANN001, ANN201 - a click decorator
+    """-i, -e, --limit, --tags and --skip-tags: how every plan-making command picks what to run."""
+    for option in (skip_tags_option, tags_option, limit_option, extra_vars_option, inventory_option):
+        command = option(command)
+    return command
+
+
 def _split(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -99,11 +106,7 @@ def load_plan(playbook: str, inventory: str | None, extra_vars: tuple[str, ...],
 
 @main.command()
 @click.argument("playbook", type=click.Path())
-@inventory_option
-@extra_vars_option
-@limit_option
-@tags_option
-@skip_tags_option
+@selection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def check(playbook: str, inventory: str | None, extra_vars: tuple[str, ...], limit: str | None, tags: str,
           skip_tags: str, as_json: bool) -> None:
@@ -119,11 +122,7 @@ def check(playbook: str, inventory: str | None, extra_vars: tuple[str, ...], lim
 
 @main.command()
 @click.argument("playbook", type=click.Path(), required=False)
-@inventory_option
-@extra_vars_option
-@limit_option
-@tags_option
-@skip_tags_option
+@selection_options
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Write results exactly here (default: runs/<run-id>).")
 @click.option("--resume", "resume", type=click.Path(file_okay=False, exists=True), default=None,
@@ -164,7 +163,7 @@ def apply(playbook: str | None, inventory: str | None, extra_vars: tuple[str, ..
         return
     if show_diff:
         from llmops.execute.console import Console
-        from llmops.execute.executor import diff
+        from llmops.execute.diff import diff
 
         diff(plan, Console(), forks)
     if check_only:
@@ -182,11 +181,7 @@ def apply(playbook: str | None, inventory: str | None, extra_vars: tuple[str, ..
 
 @main.command()
 @click.argument("playbook", type=click.Path())
-@inventory_option
-@extra_vars_option
-@limit_option
-@tags_option
-@skip_tags_option
+@selection_options
 @click.option("-f", "--forks", default=5, show_default=True, type=click.IntRange(1, 256))
 def provision(playbook: str, inventory: str | None, extra_vars: tuple[str, ...], limit: str | None, tags: str,
               skip_tags: str, forks: int) -> None:

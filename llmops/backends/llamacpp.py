@@ -15,7 +15,7 @@ from pydantic import Field
 from llmops.load.validate import Strict
 from llmops.plugins.api import BackendSpec, PlanContext
 from llmops.shell import HostPath, Secret, shell_word
-from llmops.plugins.api import Backend, ProvisionStep, first_times
+from llmops.plugins.api import Backend, ProvisionStep
 from llmops.provision import steps
 
 
@@ -46,6 +46,15 @@ class LlamaCppInstall(Strict):
     jobs: Annotated[int, Field(ge=1)] | None = None
 
 
+# Milestones of llama-server's startup log (wording of 2025-2026 builds; older builds differ,
+# and a phase that is not found is simply left out).
+LLAMA_PHASES = {
+    "model_loading_s": re.compile(r"loading model"),
+    "model_loaded_s": re.compile(r"model loaded"),
+    "listening_s": re.compile(r"listening on|server is listening"),
+}
+
+
 class LlamaCpp(Backend):
     kind = "llama.cpp"
     description = "llama.cpp llama-server (GGUF models), built from source or found on PATH"
@@ -57,6 +66,7 @@ class LlamaCpp(Backend):
     ready_timeout = 300.0
     stop_timeout = 15.0
     default_binary = "llama-server"
+    phases = LLAMA_PHASES
 
     def _build(self, spec: BackendSpec, ctx: PlanContext) -> tuple[ProvisionStep, str] | None:
         if spec.install is None:
@@ -102,18 +112,6 @@ class LlamaCpp(Backend):
         opts = spec.options
         assert isinstance(opts, LlamaCppOptions)
         return opts.api_key
-
-    def startup_phases(self, log: list[tuple[float, str]]) -> dict[str, float]:
-        return first_times(log, LLAMA_PHASES)
-
-
-# Milestones of llama-server's startup log (wording of 2025-2026 builds; older builds differ,
-# and a phase that is not found is simply left out).
-LLAMA_PHASES = {
-    "model_loading_s": re.compile(r"loading model"),
-    "model_loaded_s": re.compile(r"model loaded"),
-    "listening_s": re.compile(r"listening on|server is listening"),
-}
 
 
 def parse_slots(log_text: str) -> dict[str, int]:

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from llmops.load.validate import Strict
-from llmops.plugins.api import Backend, BackendSpec, PlanContext, ProvisionStep, first_times
+from llmops.plugins.api import Backend, BackendSpec, PlanContext, ProvisionStep
 from llmops.provision import steps
 from llmops.shell import HostPath, Secret, shell_word
 
@@ -68,6 +68,17 @@ class VllmInstall(Strict):
     extra_index_url: str | None = None
 
 
+# Milestones of vLLM's startup log (servers.md 2.4); missing ones are left out.
+VLLM_PHASES = {
+    "weights_loaded_s": re.compile(r"Loading weights took|Model loading took"),
+    "compile_done_s": re.compile(r"torch\.compile takes .* in total|Compiling a graph|compiled graph"),
+    "kv_cache_ready_s": re.compile(r"Available KV cache memory|KV cache size|for KV cache"),
+    "graphs_captured_s": re.compile(r"Graph capturing finished"),
+    "engine_ready_s": re.compile(r"init engine \(profile, create kv cache, warmup model\) took"),
+    "api_up_s": re.compile(r"Application startup complete"),
+}
+
+
 class Vllm(Backend):
     kind = "vllm"
     description = "vLLM OpenAI server (vllm serve, python -m ..., or a docker/podman container)"
@@ -79,6 +90,7 @@ class Vllm(Backend):
     ready_timeout = 1800.0
     stop_timeout = 60.0
     default_binary = "vllm"
+    phases = VLLM_PHASES
 
     def _opts(self, spec: BackendSpec) -> VllmOptions:
         assert isinstance(spec.options, VllmOptions)
@@ -179,20 +191,6 @@ class Vllm(Backend):
             name = shell_word(self.container_name(spec), reveal=True)
             return f"{opts.launcher} stop -t {int(spec.stop_timeout)} {name} >/dev/null 2>&1 || true"
         return None
-
-    def startup_phases(self, log: list[tuple[float, str]]) -> dict[str, float]:
-        return first_times(log, VLLM_PHASES)
-
-
-# Milestones of vLLM's startup log (servers.md 2.4); missing ones are left out.
-VLLM_PHASES = {
-    "weights_loaded_s": re.compile(r"Loading weights took|Model loading took"),
-    "compile_done_s": re.compile(r"torch\.compile takes .* in total|Compiling a graph|compiled graph"),
-    "kv_cache_ready_s": re.compile(r"Available KV cache memory|KV cache size|for KV cache"),
-    "graphs_captured_s": re.compile(r"Graph capturing finished"),
-    "engine_ready_s": re.compile(r"init engine \(profile, create kv cache, warmup model\) took"),
-    "api_up_s": re.compile(r"Application startup complete"),
-}
 
 
 def device_args(gpus: str, launcher: str = "docker") -> list[str]:

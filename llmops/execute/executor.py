@@ -27,14 +27,15 @@ from llmops.execute.agent import Agent
 from llmops.execute.console import Console
 from llmops.execute.facts import backend_versions
 from llmops.execute.facts import gather as gather_facts
+from llmops.execute.leases import Leases
 from llmops.execute.provision import provision
 from llmops.execute.runner import Runner, connect
 from llmops.execute.server import Server, command_hash, scrub
 from llmops.plan.model import Cell, Plan
 from llmops.plan.planner import all_steps
 from llmops.plugins.api import Backend
-from llmops.record.rundir import RunDir, pending_cell, safe_name, write_json
 from llmops.execute.sampling import Sampler
+from llmops.record.rundir import RunDir, pending_cell, safe_name, write_json
 from llmops.telemetry import gpumem, procmem, select
 
 
@@ -554,108 +555,6 @@ class Executor:
                 self.active.pop(cell.id, None)
             result["finished_at"] = time.time()
             self.rundir.update_cell(cell, result)
-
-
-def diff(plan: Plan, console: Console, forks: int = 5) -> dict[str, list[dict[str, Any]]]:
-    """What apply would change on each host: servers to start, to reuse (same command), to replace."""
-    by_host = plan.by_host()
-    out: dict[str, list[dict[str, Any]]] = {}
-
-    def one(host) -> list[dict[str, Any]]:  # noqa: ANN001
-        runner = connect(host)
-        try:
-            agent = Agent(runner, by_host[host.name][0].cache_dir, host.python)
-            changes = []
-            for cell in by_host[host.name]:
-                state = Server(cell, runner, agent, "").read_state()
-                if state is None:
-                    changes.append({"cell": cell.name, "action": "start", "command": cell.display_command})
-                elif state.get("hash") == command_hash(cell):
-                    changes.append({"cell": cell.name, "action": "reuse", "pid": state["pid"]})
-                else:
-                    changes.append({"cell": cell.name, "action": "replace", "pid": state["pid"],
-                                    "old": state.get("command"), "command": cell.display_command})
-            return changes
-        finally:
-            runner.close()
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(forks, len(plan.hosts) or 1))) as pool:
-        futures = {pool.submit(one, h): h for h in plan.hosts}
-        for fut in concurrent.futures.as_completed(futures):
-            host = futures[fut]
-            try:
-                out[host.name] = fut.result()
-            except (ConnectError, ExecutionError) as exc:
-                out[host.name] = [{"action": "unreachable", "error": str(exc)}]
-    for host in plan.hosts:
-        console.line(f"--- {host.name}")
-        for change in out[host.name]:
-            if change["action"] == "unreachable":
-                console.line(f"    unreachable: {change['error']}")
-            elif change["action"] == "reuse":
-                console.line(f"    = [{change['cell']}] already running with the same command (pid {change['pid']}): "
-                             "left alone, measured as it is")
-            elif change["action"] == "replace":
-                console.line(f"    ~ [{change['cell']}] replaces pid {change['pid']}:")
-                console.line(f"      - {change['old']}")
-                console.line(f"      + {change['command']}")
-            else:
-                console.line(f"    + [{change['cell']}] start: {change['command']}")
-    return out
-
-
-class Leases:
-    """Keeps every running server's lease fresh, so its host lets it live.
-
-    Per host, one `agent heartbeat` process reads lease paths from its stdin (the SSH channel)
-    and touches them; we write a line every second or so. That costs no process start per
-    beat, and when the connection dies the beats stop, the leases run out, and the host's
-    log keeper stops the server (see hostagent `_keep_log`).
-    """
-
-    def __init__(self) -> None:
-        self._held: dict[str, tuple[Runner, Agent, float]] = {}
-        self._streams: dict[int, Any] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def hold(self, runner: Runner, agent: Agent, path: str, timeout: float) -> None:
-        with self._lock:
-            self._held[path] = (runner, agent, timeout)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="llmops-leases", daemon=True)
-                self._thread.start()
-
-    def release(self, path: str) -> None:
-        with self._lock:
-            self._held.pop(path, None)
-
-    def close(self) -> None:
-        self._stop.set()
-        for stream in list(self._streams.values()):
-            stream.close()
-
-    def _loop(self) -> None:
-        import json
-
-        while not self._stop.is_set():
-            with self._lock:
-                held = dict(self._held)
-            groups: dict[int, tuple[Runner, Agent, list[str]]] = {}
-            period = 5.0
-            for path, (runner, agent, timeout) in held.items():
-                groups.setdefault(id(runner), (runner, agent, []))[2].append(path)
-                period = min(period, max(timeout / 5.0, 0.2))
-            for key, (runner, agent, paths) in groups.items():
-                try:
-                    stream = self._streams.get(key)
-                    if stream is None:
-                        stream = self._streams[key] = runner.open_stream(agent.command("heartbeat"))
-                    stream.write(json.dumps(paths))
-                except (ConnectError, ExecutionError, OSError, EOFError):
-                    self._streams.pop(key, None)  # try a new stream next beat; the lease clock runs on
-            self._stop.wait(period)
 
 
 def _indent(text: str, prefix: str = "    | ") -> str:

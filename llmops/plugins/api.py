@@ -129,9 +129,12 @@ class Backend:
         """The key clients must send, if the backend was told to require one."""
         return None
 
+    # Startup milestones: name -> pattern of the log line that marks it (see startup_phases).
+    phases: ClassVar[dict[str, re.Pattern[str]]] = {}
+
     def startup_phases(self, log: list[tuple[float, str]]) -> dict[str, float]:
         """Milestones in the server log as seconds since spawn: `log` is (seconds, line) pairs."""
-        return {}
+        return first_times(log, self.phases)
 
 
 @dataclass
