@@ -287,3 +287,38 @@ def test_interrupt_during_provisioning_stops_the_build(provisioned: None, tmp_pa
         if proc.poll() is None:
             proc.kill()
         subprocess.run(["sh", "-c", f"rm -rf '{build}' '{build}'.*"], check=False)
+
+
+def test_child_that_escapes_its_process_group_is_still_stopped(tmp_path: Path) -> None:
+    port = free_port()
+    proc = llmops("apply", PLAYBOOK, "-t", "escaping-child", "--run-dir", str(tmp_path / "run"), "-e", f"port={port}")
+    assert proc.returncode == 2
+    cell = by_name(tmp_path / "run")["escaping-child"]
+    assert "not ready after 3 s" in cell["error"]
+    # SIGTERM to the group could not reach the setsid'd child; it was found as a descendant and killed.
+    assert cell["stop"]["stopped"] is True and cell["stop"]["forced"] is True and not cell["stop"]["survivors"]
+    assert processes_matching("sleep 3600") == [] and processes_matching(f"http.server {port}") == []
+
+
+def test_second_ctrl_c_forces_exit_and_the_lease_cleans_up(tmp_path: Path) -> None:
+    port = free_port()
+    inventory = yaml_helpers.dump({"hosts": {"localhost": {"connection": "local", "vars": {"llmops_lease_timeout": 3}}}},
+                                  tmp_path / "inv.yml")
+    run_dir = tmp_path / "run"
+    proc = start_apply(PLAYBOOK, "-i", str(inventory), "-t", "escaping-child", "--run-dir", str(run_dir),
+                       "-e", json.dumps({"port": port, "ready_timeout": 600}))
+    try:
+        wait_for(lambda: bool(processes_matching(f"http.server {port}")), 60, proc, "the server to start")
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)  # before the first one could finish stopping everything
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out
+    # The second Ctrl-C landed while the first was still stopping the server (its stop takes 2 s).
+    assert "forced exit" in out and "may still be running" in out and "escaping-child" in out, out
+    # Either way nothing is left for long: what llmops could not stop, the host's lease does.
+    wait_for(lambda: not processes_matching(f"http.server {port}") and not processes_matching("sleep 3600"), 60,
+             None, "the server and its escaped child to be gone")
