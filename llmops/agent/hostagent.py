@@ -331,6 +331,16 @@ def cmd_launch(args) -> int:
     starts the memory sampler, and records the server in its state file.
     """
     spec = json.load(sys.stdin)
+    state_path = os.path.expanduser(spec["state_path"]) if spec.get("state_path") else None
+    existing = _live_state(state_path) if state_path else None
+    if existing is not None:
+        # A server llmops left on this port is still up: the same one is reused, another one is
+        # the controller's to stop first (it decides, and says so).
+        if existing.get("hash") == (spec.get("state") or {}).get("hash") and not spec.get("restart"):
+            emit({"ok": True, "reuse": existing})
+        else:
+            emit({"ok": False, "error_kind": "occupied", "state": existing})
+        return 0
     folder = os.path.expanduser(spec["dir"])
     os.makedirs(folder, exist_ok=True)
     vfs = os.statvfs(folder)
@@ -355,6 +365,8 @@ def cmd_launch(args) -> int:
         with open(lease, "a"):
             pass
         os.utime(lease, None)
+    if spec.get("prestart"):  # e.g. remove a container left by a crashed run
+        _run_tool(spec["prestart"], 120.0)
     env = dict(os.environ)
     env.update({str(k): str(v) for k, v in (spec.get("env") or {}).items()})
     env.setdefault("PYTHONUNBUFFERED", "1")  # see cmd_start
@@ -386,6 +398,29 @@ def cmd_launch(args) -> int:
             json.dump(state, f)
         os.replace(path + ".tmp", path)
     emit(out)
+    return 0
+
+
+def _live_state(path: str):
+    """The state file's server if that very process (PID and start time) still runs, else None."""
+    try:
+        with open(path) as f:
+            state = json.load(f)
+        pid, starttime = int(state["pid"]), state.get("starttime")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    st = read_stat(pid)
+    if st is None or st[3] in ("Z", "X") or starttime is None or st[5] != int(starttime):
+        try:
+            os.unlink(path)  # stale: the server is gone, or the PID is someone else's now
+        except OSError:
+            pass
+        return None
+    return state
+
+
+def cmd_state(args) -> int:
+    emit({"state": _live_state(os.path.expanduser(args.path))})
     return 0
 
 
@@ -851,6 +886,10 @@ def main(argv=None) -> int:
     p.set_defaults(fn=cmd_start)
 
     sub.add_parser("launch").set_defaults(fn=cmd_launch)
+
+    p = sub.add_parser("state")
+    p.add_argument("path")
+    p.set_defaults(fn=cmd_state)
 
     p = sub.add_parser("alive")
     p.add_argument("pid", type=int)

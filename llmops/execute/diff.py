@@ -22,6 +22,7 @@ def diff(plan: Plan, console: Console, forks: int = 5) -> dict[str, list[dict[st
         runner = connect(host)
         try:
             agent = Agent(runner, by_host[host.name][0].cache_dir, host.python)
+            agent.install()
             changes = []
             for cell in by_host[host.name]:
                 state = Server(cell, runner, agent, "").read_state()

@@ -267,15 +267,19 @@ class Executor:
                         sampler: Sampler) -> str:
         """Start the server, or reuse the one left running with the same command: started|reused|replaced."""
         host = cell.host.name
-        state = server.read_state()
+        prestart = plugin.pre_start(cell.spec) if plugin else None
+        self.console.event(host, "ok", f"[{cell.name}] starting {cell.kind} on port {cell.spec.port}")
+        doc = server.start(sample=sampler.spec(), restart=self.options.restart, prestart=prestart)
         mode = "started"
-        if state is not None:
-            if state.get("hash") == command_hash(cell) and not self.options.restart:
-                server.adopt(state)
-                self.console.event(host, "ok", f"[{cell.name}] reusing the server already running with the same "
-                                                f"command (pid {state['pid']})")
-                sampler.start()
-                return "reused"
+        if doc.get("reuse"):
+            state = doc["reuse"]
+            server.adopt(state)
+            self.console.event(host, "ok", f"[{cell.name}] reusing the server already running with the same "
+                                            f"command (pid {state['pid']})")
+            sampler.start()
+            return "reused"
+        if doc.get("error_kind") == "occupied":
+            state = doc["state"]
             why = "--restart" if self.options.restart else "its command differs"
             self.console.event(host, "changed", f"[{cell.name}] replacing the server left on port {cell.spec.port} "
                                                 f"(pid {state['pid']}, {why})")
@@ -286,14 +290,9 @@ class Executor:
             if report.survivors:
                 raise ServerFailed(f"could not stop the server left on port {cell.spec.port}: "
                                    + ", ".join(f"{p['pid']} ({p['comm']})" for p in report.survivors))
-            server.clear_state()
+            doc = server.start(sample=sampler.spec(), restart=True, prestart=prestart)
             mode = "replaced"
-        pre = plugin.pre_start(cell.spec) if plugin else None
-        if pre:
-            runner.run(pre, timeout=120)
-        self.console.event(host, "ok", f"[{cell.name}] starting {cell.kind} on port {cell.spec.port}")
-        launched = server.start(sample=sampler.spec())
-        sampler.pid = launched.get("sampler_pid")
+        sampler.pid = doc.get("sampler_pid")
         return mode
 
     def _cell(self, runner: Runner, agent: Agent, cell: Cell) -> dict[str, Any]:
@@ -326,7 +325,7 @@ class Executor:
             target = cell.spec.bind if cell.spec.bind not in ("0.0.0.0", "::", "") else "127.0.0.1"
             with runner.forward(cell.spec.port, target) as local_port:
                 base = f"http://127.0.0.1:{local_port}"
-                ready_s = self._wait_ready(server, local_port, cell)
+                ready_s = server.wait_ready("127.0.0.1", local_port, cell.spec.ready_timeout, self.check_cancel)
                 result["startup"] = {"ready_s": ready_s} if mode != "reused" else {"ready_s": None, "reused": True}
                 t_ready = time.time()
                 idle_procs = server.procs()
@@ -382,20 +381,6 @@ class Executor:
             warning = f"GPU memory NOT released after stop: {names}"
             result.setdefault("warnings", []).append(warning)
             self.console.event(cell.host.name, "failed", f"[{cell.name}] WARNING: {warning}")
-
-    def _wait_ready(self, server: Server, local_port: int, cell: Cell) -> float:
-        # Readiness polling checks for cancellation through the alive() probe.
-        original = server.alive
-
-        def alive_or_cancel() -> bool:
-            self.check_cancel()
-            return original()
-
-        server.alive = alive_or_cancel  # type: ignore[method-assign]
-        try:
-            return server.wait_ready("127.0.0.1", local_port, cell.spec.ready_timeout)
-        finally:
-            server.alive = original  # type: ignore[method-assign]
 
     def _bench(self, cell: Cell, plugin: Backend | None, base: str, result: dict[str, Any],
                cell_dir: Path, server: Server) -> list[dict[str, Any]]:

