@@ -18,11 +18,12 @@ from llmops.plan.model import DEFAULT_CACHE
 
 def _one(host: Host) -> dict[str, Any]:
     runner = connect(host)
+    agent = Agent(runner, str(host.vars.get("llmops_cache", DEFAULT_CACHE)), host.python)
     try:
-        agent = Agent(runner, str(host.vars.get("llmops_cache", DEFAULT_CACHE)), host.python)
         agent.install()
         return gather(agent)
     finally:
+        agent.close()
         runner.close()
 
 

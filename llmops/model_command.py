@@ -19,15 +19,18 @@ def make_tiny(directory: Path, seed: int) -> int:
     host = default_inventory().hosts["localhost"]
     runner = connect(host)
     agent = Agent(runner, DEFAULT_CACHE, host.python)
-    agent.install()
-    steps, gguf, hf = tiny_model(DEFAULT_CACHE, host.python, seed=seed, out=str(directory))
-    cancel = threading.Event()
-    for step in steps:
-        outcome = provision(runner, agent, step, cancel,
-                            on_start=lambda s: click.echo(f"running: {s.name} (log: {s.log})"))
-        if outcome["status"] == "failed":
-            click.echo(f"failed: {step.name}: {outcome['error']}\n{outcome.get('log_tail', '')}", err=True)
-            return 1
-        click.echo(f"{outcome['status']}: {step.name} ({outcome['seconds']:.1f} s)")
+    try:
+        agent.install()
+        steps, gguf, hf = tiny_model(DEFAULT_CACHE, host.python, seed=seed, out=str(directory))
+        cancel = threading.Event()
+        for step in steps:
+            outcome = provision(runner, agent, step, cancel,
+                                on_start=lambda s: click.echo(f"running: {s.name} (log: {s.log})"))
+            if outcome["status"] == "failed":
+                click.echo(f"failed: {step.name}: {outcome['error']}\n{outcome.get('log_tail', '')}", err=True)
+                return 1
+            click.echo(f"{outcome['status']}: {step.name} ({outcome['seconds']:.1f} s)")
+    finally:
+        agent.close()
     click.echo(f"hf:   {hf}\ngguf: {gguf}")
     return 0

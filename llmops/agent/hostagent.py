@@ -12,6 +12,7 @@ host's python3 (3.8+), locally or over SSH. Every command prints one JSON docume
     facts    OS, kernel, CPU, RAM, GPUs, tools: what a report needs to be reproducible
     fetch-sdist   download a PyPI sdist (sha256-checked) and unpack it, once
     port     is anything listening on 127.0.0.1:PORT
+    serve    answer commands sent as JSON lines on stdin: one process per host for a whole run
 
 Why a file and not shell one-liners: process-tree walks, timeouts around tools that hang
 (amd-smi can), and atomic JSON output are far easier to get right once, here.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import traceback
 import urllib.parse
 import urllib.request
 
@@ -147,25 +150,31 @@ def proc_snapshot(root: int, known=(), sid=None):
 
 def cmd_info(args) -> int:
     emit({"time": time.time(), "pid": os.getpid(), "python": sys.version.split()[0], "home": os.path.expanduser("~"),
-          "uid": os.getuid(), "hostname": socket.gethostname()})
+          "uid": os.getuid(), "hostname": socket.gethostname(),
+          "missing": [path for path in args.have or () if not os.path.isfile(os.path.expanduser(path))]})
     return 0
 
 
 def _spawn(argv, log, env, cwd=None, stamp=True, lease=None, lease_timeout=0.0):
     """Start argv detached; return (pid, sid, t_spawn, error).
 
-    A first child becomes a new session leader (setsid: no terminal, survives our exit and
-    the SSH channel). With `stamp`, it forks the program with stdout/stderr on a pipe and
-    stays behind as the log keeper: it copies the output to `log` and writes the arrival
-    time of every line to `log.t`, so startup phases can be timed from any backend's log.
-    It ignores SIGTERM so it can record the server's shutdown messages; it ends on EOF.
+    A grandchild becomes a new session leader (setsid: no terminal, survives our exit and the
+    SSH channel). The child between us exits at once, so the leader is nobody's child here:
+    not a descendant of this agent (which may be a `serve` living as long as the SSH session,
+    and whatever ends that session's process tree must not reach the server) and never a
+    zombie of ours. With `stamp`, the leader forks the program with stdout/stderr on a pipe and
+    stays behind as the log keeper: it copies the output to `log` and writes the arrival time
+    of every line to `log.t`, so startup phases can be timed from any backend's log. It
+    ignores SIGTERM so it can record the server's shutdown messages; it ends on EOF.
     """
     status_r, status_w = os.pipe()
     t_spawn = time.time()
-    leader = os.fork()
-    if leader == 0:
+    middle = os.fork()
+    if middle == 0:
         try:
             os.close(status_r)
+            if os.fork() != 0:
+                os._exit(0)
             os.setsid()
             # Let go of the caller's stdin/stdout/stderr: an SSH channel stays open while any
             # process holds them, which is why a bare `cmd &` over SSH hangs.
@@ -176,7 +185,7 @@ def _spawn(argv, log, env, cwd=None, stamp=True, lease=None, lease_timeout=0.0):
                 fd_out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
                 os.dup2(fd_out, 1)
                 os.dup2(fd_out, 2)
-                os.write(status_w, ("%d\n" % os.getpid()).encode())
+                os.write(status_w, ("%d %d\n" % (os.getpid(), os.getpid())).encode())
                 os.close(status_w)
                 os.closerange(3, 1024)
                 if cwd:
@@ -198,7 +207,7 @@ def _spawn(argv, log, env, cwd=None, stamp=True, lease=None, lease_timeout=0.0):
                     os.write(2, ("llmops: cannot run %s: %s\n" % (argv[0], exc)).encode())
                     os._exit(127)
             os.close(out_w)
-            os.write(status_w, ("%d\n" % child).encode())
+            os.write(status_w, ("%d %d\n" % (child, os.getpid())).encode())
             os.close(status_w)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -211,6 +220,7 @@ def _spawn(argv, log, env, cwd=None, stamp=True, lease=None, lease_timeout=0.0):
             finally:
                 os._exit(127)
     os.close(status_w)
+    os.waitpid(middle, 0)
     data = b""
     while True:
         chunk = os.read(status_r, 4096)
@@ -221,8 +231,9 @@ def _spawn(argv, log, env, cwd=None, stamp=True, lease=None, lease_timeout=0.0):
     text = data.decode("utf-8", "replace").strip()
     if not text or text.startswith("error"):
         return None, None, t_spawn, text or "the launcher died"
+    pid, leader = (int(x) for x in text.split()[:2])
     # Without a log keeper the program itself leads its session: no leader to leave out.
-    return int(text.split()[0]), (leader if stamp else None), t_spawn, ""
+    return pid, (leader if stamp else None), t_spawn, ""
 
 
 def _keep_log(fd: int, log: str, child: int = 0, lease=None, lease_timeout: float = 0.0) -> None:
@@ -684,6 +695,57 @@ def cmd_heartbeat(args) -> int:
     return 0
 
 
+# Commands that run for as long as their caller lives: each needs a process of its own.
+NOT_SERVED = ("serve", "heartbeat", "sample")
+
+
+def cmd_serve(args) -> int:  # noqa: ARG001
+    """Run commands sent as JSON lines on stdin until it closes; one reply line per request.
+
+    Request: {"argv": ["stop", "123", ...], "stdin": "..." | null}. Reply: {"rc", "out", "err"},
+    exactly what the same command run on its own would have exited with and printed. The
+    controller keeps one of these per host, so a call costs a round trip on an open channel
+    instead of an SSH exec (a login shell reading ~/.bashrc, then a python start: 0.2-0.5 s on
+    a typical host, and CPU the host should spend on the server being measured).
+    """
+    requests = os.fdopen(os.dup(0), "rb")
+    replies = os.fdopen(os.dup(1), "wb")
+    # Anything a command's children write to fd 1 or 2 must not land in the reply stream, and
+    # nothing may read our requests from fd 0.
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    for line in requests:
+        try:
+            request = json.loads(line)
+            argv = [str(a) for a in request["argv"]]
+        except (ValueError, KeyError, TypeError):
+            continue
+        out, err = io.StringIO(), io.StringIO()
+        if not argv or argv[0] in NOT_SERVED:
+            rc = 2
+            err.write("serve: %s cannot be served (it needs a process of its own)\n" % (argv[:1] or ["?"])[0])
+        else:
+            saved = sys.stdin, sys.stdout, sys.stderr
+            sys.stdin, sys.stdout, sys.stderr = io.StringIO(request.get("stdin") or ""), out, err
+            try:
+                rc = main(argv)
+            except SystemExit as exc:  # argparse on a bad argument
+                rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+            except Exception:  # noqa: BLE001 - report it as the lone command would have
+                rc = 1
+                err.write(traceback.format_exc())
+            finally:
+                sys.stdin, sys.stdout, sys.stderr = saved
+        reply = {"rc": rc, "out": out.getvalue(), "err": err.getvalue()}
+        try:
+            replies.write((json.dumps(reply) + "\n").encode())
+            replies.flush()
+        except (BrokenPipeError, OSError):
+            return 0
+    return 0
+
+
 def cmd_tools(args) -> int:
     """Several tool commands in one round trip: stdin is a JSON list of {"key", "command",
     "requires"}; a command whose required program is missing is skipped. Each has its own timeout."""
@@ -871,7 +933,9 @@ def _drm_cards():
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="hostagent")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("info").set_defaults(fn=cmd_info)
+    p = sub.add_parser("info")
+    p.add_argument("--have", nargs="*", help="files the controller wants here: those missing are listed")
+    p.set_defaults(fn=cmd_info)
 
     p = sub.add_parser("start")
     p.add_argument("--log", required=True)
@@ -921,6 +985,7 @@ def main(argv=None) -> int:
     p.set_defaults(fn=cmd_sample)
 
     sub.add_parser("heartbeat").set_defaults(fn=cmd_heartbeat)
+    sub.add_parser("serve").set_defaults(fn=cmd_serve)
 
     p = sub.add_parser("tools")
     p.add_argument("--timeout", type=float, default=10.0)

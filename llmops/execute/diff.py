@@ -20,8 +20,8 @@ def diff(plan: Plan, console: Console, forks: int = 5) -> dict[str, list[dict[st
 
     def one(host) -> list[dict[str, Any]]:  # noqa: ANN001
         runner = connect(host)
+        agent = Agent(runner, by_host[host.name][0].cache_dir, host.python)
         try:
-            agent = Agent(runner, by_host[host.name][0].cache_dir, host.python)
             agent.install()
             changes = []
             for cell in by_host[host.name]:
@@ -35,6 +35,7 @@ def diff(plan: Plan, console: Console, forks: int = 5) -> dict[str, list[dict[st
                                     "old": state.get("command"), "command": cell.display_command})
             return changes
         finally:
+            agent.close()
             runner.close()
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(forks, len(plan.hosts) or 1))) as pool:

@@ -152,9 +152,9 @@ class Executor:
         if type(runner).__name__ == "OpenSshRunner":
             self.console.event(host.name, "ok", "using the system ssh client: the ssh config uses Include/ProxyJump/"
                                                 "ProxyCommand/Match (which Fabric does not follow) or llmops_ssh says so")
+        agent = Agent(runner, todo[0].cache_dir, host.python)
         try:
             try:
-                agent = Agent(runner, todo[0].cache_dir, host.python)
                 agent.install()
                 facts = gather_facts(agent)
                 self._collectors[host.name] = self._choose_collectors(host.name, facts, todo)
@@ -194,6 +194,7 @@ class Executor:
             recap.error = str(exc)
             self.console.event(host.name, "unreachable", str(exc))
         finally:
+            agent.close()
             runner.close()
 
     def _tracer(self, host_name: str):  # noqa: ANN202

@@ -117,8 +117,8 @@ class OpenSshRunner:
         with forward(self.host, remote_port, remote_host, self._base()[1:]) as port:
             yield port
 
-    def open_stream(self, command: str) -> LineStream:
-        return _PipeStream(self._base() + [self.host.address, "exec /bin/sh -c " + shlex.quote(command)])
+    def open_stream(self, command: str, *, replies: bool = False) -> LineStream:
+        return _PipeStream(self._base() + [self.host.address, "exec /bin/sh -c " + shlex.quote(command)], replies)
 
     def is_connected(self) -> bool:
         check = subprocess.run(self._base() + ["-O", "check", self.host.address], capture_output=True,

@@ -15,7 +15,7 @@ from typing import Any
 
 from llmops.errors import ConnectError, ExecutionError
 from llmops.execute.agent import Agent, q
-from llmops.execute.runner import Runner, pid_alive
+from llmops.execute.runner import Runner
 from llmops.plugins.api import ProvisionStep
 
 
@@ -43,7 +43,7 @@ def provision(runner: Runner, agent: Agent, step: ProvisionStep, cancel: threadi
                 agent.call("stop", str(pid), "--timeout", "10", timeout=60, check=False)
                 outcome.update(status="interrupted", error="interrupted", seconds=time.monotonic() - t0)
                 return outcome
-            if not pid_alive(runner, pid):
+            if not agent.alive(pid):
                 break
             if time.monotonic() > deadline:
                 agent.call("stop", str(pid), "--timeout", "10", timeout=60, check=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import select
 import shlex
 import shutil
 import socket
@@ -58,22 +59,54 @@ class Runner(Protocol):
 
     def is_connected(self) -> bool: ...
 
-    def open_stream(self, command: str) -> "LineStream": ...
+    def open_stream(self, command: str, *, replies: bool = False) -> "LineStream": ...
 
     def close(self) -> None: ...
 
 
 class LineStream(Protocol):
-    """A command on the host fed line by line (for heartbeats): write() fails once it is gone."""
+    """A command on the host fed line by line: write() fails once it is gone. Opened with
+    `replies=True`, its output can be read back a line at a time (the agent's `serve`)."""
 
     def write(self, line: str) -> None: ...
+
+    def read_line(self, timeout: float | None) -> str | None:
+        """The next line without its newline; None when `timeout` passed first; EOFError at the end."""
+        ...
 
     def close(self) -> None: ...
 
 
-class _PipeStream:
-    def __init__(self, argv: list[str]):
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+class _Lines:
+    """Splits what arrives into lines; the transport supplies `_receive(timeout) -> bytes | None`."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def _receive(self, timeout: float | None) -> bytes | None:
+        raise NotImplementedError
+
+    def read_line(self, timeout: float | None) -> str | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            chunk = self._receive(left)
+            if chunk is None:
+                return None
+            if not chunk:
+                raise EOFError("the stream ended")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode("utf-8", "replace")
+
+
+class _PipeStream(_Lines):
+    def __init__(self, argv: list[str], replies: bool = False):
+        super().__init__()
+        # Its own session: a Ctrl-C at the terminal must not kill it before our cleanup has used it.
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE if replies else subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
 
     def write(self, line: str) -> None:
@@ -81,22 +114,41 @@ class _PipeStream:
         self.proc.stdin.write(line.encode() + b"\n")
         self.proc.stdin.flush()
 
+    def _receive(self, timeout: float | None) -> bytes | None:
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            return None
+        return os.read(fd, 65536)
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             if self.proc.stdin:
                 self.proc.stdin.close()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
+        with contextlib.suppress(OSError):
+            if self.proc.stdout:
+                self.proc.stdout.close()
 
 
-class _ChannelStream:
+class _ChannelStream(_Lines):
     def __init__(self, channel):
+        super().__init__()
         self.channel = channel
 
     def write(self, line: str) -> None:
         if self.channel.closed or self.channel.exit_status_ready():
             raise OSError("stream closed")
         self.channel.sendall(line.encode() + b"\n")
+
+    def _receive(self, timeout: float | None) -> bytes | None:
+        self.channel.settimeout(timeout)
+        try:
+            return self.channel.recv(65536)
+        except socket.timeout:
+            return None
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -163,8 +215,8 @@ class LocalRunner:
     def is_connected(self) -> bool:
         return True
 
-    def open_stream(self, command: str) -> LineStream:
-        return _PipeStream(["/bin/sh", "-c", command])
+    def open_stream(self, command: str, *, replies: bool = False) -> LineStream:
+        return _PipeStream(["/bin/sh", "-c", command], replies)
 
     def close(self) -> None:
         pass
@@ -349,7 +401,7 @@ class SshRunner:
                 if self.is_connected():
                     raise
 
-    def open_stream(self, command: str) -> LineStream:
+    def open_stream(self, command: str, *, replies: bool = False) -> LineStream:  # noqa: ARG002 - channels always can
         conn = self._connection()
         try:
             channel = conn.client.get_transport().open_session()

@@ -24,7 +24,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from llmops.errors import ExecutionError, ServerFailed
 from llmops.execute.agent import Agent, q
-from llmops.execute.runner import Runner, pid_alive
+from llmops.execute.runner import Runner
 from llmops.plan.model import Cell
 from llmops.record.rundir import safe_name
 
@@ -147,18 +147,19 @@ class Server:
     def alive(self) -> bool:
         if self.pid is None:
             return False
-        return pid_alive(self.runner, self.pid)
+        return self.agent.alive(self.pid)
 
     def wait_ready(self, host: str, port: int, timeout: float,
                    check_cancel: Callable[[], None] | None = None) -> float:
         """Block until GET health answers 200; return seconds from spawn to that answer.
 
         Between probes the server must still be alive, else we fail at once. On a remote host
-        that check is a command over SSH (a shell start on the host), so it runs at most every
-        half second there; the HTTP probe itself is cheap and stays fast.
+        that check is a round trip to the agent, so it runs at most every quarter second there
+        (a host whose agent runs each command on its own pays a shell start per check); the
+        HTTP probe itself is cheap and stays fast.
         """
         path = self.cell.health_path
-        every = 0.0 if self.runner.host.is_local else 0.5
+        every = 0.0 if self.runner.host.is_local else 0.25
         last_alive_check = [0.0]
 
         def probe() -> None:
