@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: quickstart test install install-test provision-test system-packages clean
+.PHONY: quickstart test lint install install-test provision-test system-packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,12 +24,13 @@ install-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 
 # Debian packages the tests drive for real: openssh-server (the SSH tests start their own sshd on
-# 127.0.0.1 and in network namespaces), iproute2 (namespaces) and chromium (the HTML report test).
-DEBS := openssh-server iproute2 chromium
+# 127.0.0.1 and in network namespaces), iproute2 (namespaces), chromium (the HTML report test)
+# and podman (containers: launcher podman, images built locally, never pulled).
+DEBS := openssh-server iproute2 chromium podman
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 system-packages:
-	@test -x /usr/sbin/sshd && command -v ip >/dev/null && command -v chromium >/dev/null || { \
+	@test -x /usr/sbin/sshd && command -v ip >/dev/null && command -v chromium >/dev/null && command -v podman >/dev/null || { \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBS) >/dev/null; }
 
@@ -37,8 +38,20 @@ system-packages:
 provision-test: install-test
 	$(BIN)/llmops provision playbooks/quickstart.yml
 
+# Two tiers (tests/conftest.py marks them): the fast one first, so a plain mistake fails in
+# about a minute, then the tests that drive real servers, sshd, namespaces and the browser.
+# The fast tier runs on every core (pytest-xdist: its tests share no ports or files), except
+# its tests that judge time (marked `timed`), which run one at a time after it; the real tier
+# runs one test at a time too, because its tests measure servers and must not load each other.
+FAST_WORKERS ?= auto
 test: install-test system-packages provision-test
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra -n $(FAST_WORKERS) -m "not real and not timed"
+	$(BIN)/python -m pytest -ra -m "timed and not real"
+	$(BIN)/python -m pytest -ra -m real
+
+# ruff's rules are in ruff.toml; the fast tier runs the same check (tests/test_lint.py).
+lint: install-test
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info runs

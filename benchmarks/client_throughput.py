@@ -156,7 +156,7 @@ def intake(args: argparse.Namespace, tmp: Path) -> dict[str, dict[int, list[floa
                     files.append(tmp / f"vllm-intake-{rep}-{c}.json")
                     runs.append(vllm_args(emu.url, args.tokenizer, c, 4 * c, INTAKE_TOKENS, files[-1]))
                 run_vllm(args.vllm_python, runs, args.peer_timeout)
-                for c, f in zip(INTAKE_LEVELS, files):
+                for c, f in zip(INTAKE_LEVELS, files, strict=False):
                     doc = json.loads(f.read_text())
                     assert doc["failed"] == 0 and doc["total_output_tokens"] == 4 * c * INTAKE_TOKENS
                     out["vllm"].setdefault(c, []).append(doc["output_throughput"])
@@ -165,7 +165,7 @@ def intake(args: argparse.Namespace, tmp: Path) -> dict[str, dict[int, list[floa
                 benches = run_guidellm(args.guidellm, emu.url, args.tokenizer, list(INTAKE_LEVELS),
                                        [4 * c for c in INTAKE_LEVELS], INTAKE_TOKENS,
                                        tmp / f"guidellm-intake-{rep}.json", args.peer_timeout)
-                for c, b in zip(INTAKE_LEVELS, benches):
+                for c, b in zip(INTAKE_LEVELS, benches, strict=False):
                     tps = guidellm_intake(b)
                     out["guidellm"].setdefault(c, []).append(tps)
                     print(f"  intake guidellm c={c:<4} {tps:>10,.0f} tok/s", flush=True)
@@ -186,11 +186,11 @@ def ttft_error(args: argparse.Namespace, tmp: Path) -> dict[str, dict[int, dict[
         if args.vllm_python:
             files = [tmp / f"vllm-ttft-{c}.json" for c in TTFT_LEVELS]
             run_vllm(args.vllm_python, [vllm_args(emu.url, args.tokenizer, c, max(c, TTFT_MIN_REQUESTS), TTFT_TOKENS, f)
-                                        for c, f in zip(TTFT_LEVELS, files)], args.peer_timeout)
+                                        for c, f in zip(TTFT_LEVELS, files, strict=False)], args.peer_timeout)
             truth_i = truth_by_index(emu.log())
-            for c, f in zip(TTFT_LEVELS, files):
+            for c, f in zip(TTFT_LEVELS, files, strict=False):
                 doc = json.loads(f.read_text())
-                errors = [ttft - truth_i[i] for ttft, text in zip(doc["ttfts"], doc["generated_texts"])
+                errors = [ttft - truth_i[i] for ttft, text in zip(doc["ttfts"], doc["generated_texts"], strict=False)
                           if (i := index_of(text)) is not None and i in truth_i and ttft]
                 out["vllm"][c] = stats_ms(errors)
                 print(f"  ttft vllm     c={c:<4} {fmt_err(out['vllm'][c])}", flush=True)
@@ -199,7 +199,7 @@ def ttft_error(args: argparse.Namespace, tmp: Path) -> dict[str, dict[int, dict[
                                    [max(c, TTFT_MIN_REQUESTS) for c in TTFT_LEVELS], TTFT_TOKENS, tmp / "guidellm-ttft.json",
                                    args.peer_timeout)
             truth_i = truth_by_index(emu.log())
-            for c, b in zip(TTFT_LEVELS, benches):
+            for c, b in zip(TTFT_LEVELS, benches, strict=False):
                 errors = [r["time_to_first_token_ms"] / 1000 - truth_i[i] for r in b["requests"]["successful"]
                           if (i := index_of(r.get("output") or "")) is not None and i in truth_i]
                 out["guidellm"][c] = stats_ms(errors)

@@ -3,52 +3,80 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llmops.errors import LlmopsError
+from llmops.errors import ConfigError, LlmopsError, Problem
 from llmops.execute.console import Console
 from llmops.execute.executor import ExecOptions, Executor, HostRecap, Interrupted
 from llmops.plan.model import Plan
 from llmops.plugins.registry import registry
+from llmops.record.inventories import sources_from_meta
+from llmops.record.jsonfile import read_object
 from llmops.record.rundir import RunDir, new_run_id, write_text
 from llmops.report.command import write_all
 from llmops.report.tables import bench_table, comparison, detail_table, report_markdown
+
+if TYPE_CHECKING:
+    from llmops.record.model import Results
 
 EXIT_OK, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 4, 130, 143
 _signals: list[int] = []
 
 
-def resume_sources(run_dir: Path, playbook: str | None,
-                   inventory: str | None) -> tuple[str, str | None, set[str], dict[str, Any]]:
+def resume_sources(run_dir: Path, playbook: str | None, inventory: str | tuple[str, ...] | None
+                   ) -> tuple[str, str | tuple[str, ...] | None, set[str], dict[str, Any]]:
     """What an interrupted run was made from, and the cells it already finished.
 
-    The original playbook and inventory are used when they still exist unchanged (their
+    The original playbook and inventory sources are used when they still exist unchanged (their
     templates/ folder and relative paths still work), else the copies in the run directory.
     """
     results_path = run_dir / "results.json"
     meta_path = run_dir / "meta.json"
     if not results_path.exists() or not meta_path.exists():
         raise LlmopsError(f"{run_dir} is not an llmops run directory (no results.json/meta.json)")
-    meta = json.loads(meta_path.read_text())
-    results = json.loads(results_path.read_text())
+    meta = read_object(meta_path)
+    from llmops.record.reader import read_results_file  # lazily: the model costs import time
+
+    results = read_results_file(results_path).results
     if playbook is None:
         original = meta.get("playbook_path")
         copy = run_dir / "playbook.yml"
         playbook = original if original and _same_file(Path(original), copy) else str(copy)
     if inventory is None:
-        original = meta.get("inventory_path")
-        if original and Path(original).is_dir():
-            inventory = original
-        elif original and _same_file(Path(original), run_dir / "inventory.yml"):
-            inventory = original
-        elif original:
-            inventory = str(run_dir / ("inventory" if (run_dir / "inventory").is_dir() else "inventory.yml"))
-    done = {f"{c['host']}/{c['name']}" for c in results.get("cells", []) if c.get("status") == "ok"}
+        inventory = _one_or_several(sources_from_meta(run_dir, meta, originals=True))
+    done = {f"{c.host}/{c.name}" for c in results.cells if c.status == "ok"}
     return playbook, inventory, done, dict(meta.get("selection") or {})
+
+
+def replay_sources(run_dir: Path) -> tuple[str, str | tuple[str, ...] | None, tuple[str, ...], dict[str, Any]]:
+    """What `apply --replay` needs, from the run directory alone: the copies of the playbook and
+    of every inventory source (in -i order), the -e variables as they were resolved, and the
+    --limit/--tags used.
+
+    A run from before extra vars were recorded replays without them (its meta.json says so by
+    lacking the key); masked secrets stay masked, so give those again with -e.
+    """
+    meta_path = run_dir / "meta.json"
+    if not meta_path.exists() or not (run_dir / "playbook.yml").exists():
+        raise LlmopsError(f"{run_dir} is not an llmops run directory (no meta.json/playbook.yml)")
+    meta = json.loads(meta_path.read_text())
+    selection = dict(meta.get("selection") or {})
+    inventory = _one_or_several(sources_from_meta(run_dir, meta, originals=False))
+    resolved = selection.pop("extra_vars", None) or {}
+    extra = (json.dumps(resolved),) if resolved else ()
+    return str(run_dir / "playbook.yml"), inventory, extra, selection
+
+
+def _one_or_several(sources: list[str] | None) -> str | tuple[str, ...] | None:
+    """As the CLI's -i gives them: None, one source, or several in order."""
+    if not sources:
+        return None
+    return sources[0] if len(sources) == 1 else tuple(sources)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -58,27 +86,59 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def run_apply(plan: Plan, *, playbook: Path, inventory: str | None, run_dir: str | None, forks: int,
-              verbosity: int, as_json: bool, argv: list[str], resume_skip: set[str] | None = None,
-              selection: dict[str, Any] | None = None, keep_running: bool = False, restart: bool = False) -> int:
-    console = Console(verbosity=verbosity)
+def run_apply(plan: Plan, **options: Any) -> int:
+    """Run the plan into its run directory, and let the directory's lock go however it ends.
+
+    The kernel drops the flock when the process exits; this matters when one process applies
+    twice (a Python caller, a test, `--resume` after a run in the same interpreter), where a lock
+    left held would refuse the second run as "in use by pid <ourselves>"."""
+    held: list[RunDir] = []
+    try:
+        return _apply_locked(plan, held=held, **options)
+    finally:
+        for rundir in held:
+            rundir.unlock()
+
+
+def _apply_locked(plan: Plan, *, held: list[RunDir], playbook: Path, inventory: str | tuple[str, ...] | None, run_dir: str | None,
+                  forks: int, verbosity: int, as_json: bool, argv: list[str], resume_skip: set[str] | None = None,
+                  selection: dict[str, Any] | None = None, keep_running: bool = False, restart: bool = False) -> int:
+    # Data on stdout, progress on stderr: event lines and status go to stderr; the tables, the
+    # recap and where the results are go to stdout. With --json stdout carries only the one JSON
+    # document (pipe it to a JSON tool), so the tables go to stderr with the progress.
+    console = Console(verbosity=verbosity, stream=sys.stderr, data=sys.stderr if as_json else sys.stdout)
     if not plan.cells:
         console.line("llmops: no hosts or backends selected; nothing to do")
+        if as_json:
+            print_recap(console, {}, as_json)
         return EXIT_OK
     run_id = Path(run_dir).name if run_dir else new_run_id()
     path = Path(run_dir) if run_dir else Path("runs") / run_id
     rundir = RunDir(path, run_id)
+    try:  # before anything is written: a second apply into this folder is refused
+        rundir.lock()
+    except OSError as exc:  # an unwritable --run-dir is bad input, not a crash; nothing has started
+        raise ConfigError(Problem("--run-dir", 1, 1, f"cannot write run directory {str(path)!r}: "
+                                  f"{exc.strerror or exc}", "a writable folder")) from None
+    held.append(rundir)
     if resume_skip is not None:
         rundir.resume(plan, resume_skip, argv)
         todo = [c.id for c in plan.cells if c.id not in resume_skip]
         console.banner(f"RESUME {run_id} -> {path}: {len(todo)} variant(s) left, "
                        f"{len(plan.cells) - len(todo)} kept")
     else:
-        rundir.create(plan, playbook, inventory, argv, selection=selection)
+        try:  # nothing has started yet: an unwritable --run-dir is bad input, not a crash
+            rundir.create(plan, playbook, inventory, argv, selection=selection)
+        except OSError as exc:
+            raise ConfigError(Problem("--run-dir", 1, 1, f"cannot write run directory {str(path)!r}: "
+                                      f"{exc.strerror or exc}", "a writable folder")) from None
         console.banner(f"RUN {run_id} -> {path}")
     executor = Executor(plan, rundir, console, registry().backends(),
                         ExecOptions(forks=forks, keep_running=keep_running, restart=restart),
                         skip_cells=set(resume_skip or ()))
+    # Our own SIGINT handler: a shell that starts llmops in the background leaves SIGINT ignored,
+    # and Python would then never raise KeyboardInterrupt (no Ctrl-C, no clean stop).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     interrupted = False
     recaps: dict[str, HostRecap] = {}
@@ -86,15 +146,14 @@ def run_apply(plan: Plan, *, playbook: Path, inventory: str | None, run_dir: str
         recaps = executor.run()
     except Interrupted:
         interrupted = True
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the second Ctrl-C: what was measured is kept, then out at once
         rundir.finish("interrupted")
-        raise
+        _exit_now(console)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    results = rundir.results()
-    print_tables(console, results)
+    print_tables(console, rundir.typed_results())
     rundir.finish("interrupted" if interrupted else "complete")
-    results = rundir.results()
+    results = rundir.typed_results()
     try:
         write_all(path)
     except LlmopsError as exc:  # the results are safe; a report that cannot be drawn is a warning
@@ -102,14 +161,18 @@ def run_apply(plan: Plan, *, playbook: Path, inventory: str | None, run_dir: str
         write_text(path / "report.md", report_markdown(results))
     if not recaps:
         recaps = {h.name: HostRecap(h.name) for h in plan.hosts}
-        for cell in results["cells"]:
-            r = recaps.setdefault(cell["host"], HostRecap(cell["host"]))
-            if cell["status"] == "ok":
+        for cell in results.cells:
+            r = recaps.setdefault(cell.host, HostRecap(cell.host))
+            if cell.status == "ok":
                 r.ok += 1
-            elif cell["status"] in ("failed",):
+            elif cell.status in ("failed",):
                 r.failed += 1
-    print_recap(console, recaps, as_json)
-    console.line(f"\nresults: {path / 'results.json'}   report: {path / 'report.html'} (and report.md)")
+    print_recap(console, recaps, as_json, {"status": results.status, "run_dir": str(path),
+                                           "results": str(path / "results.json"), "report": str(path / "report.html")})
+    if not as_json:
+        for line in partial_levels(results):
+            console.line(line, data=True)
+    console.line(f"\nresults: {path / 'results.json'}   report: {path / 'report.html'} (and report.md)", data=True)
     if interrupted:
         console.line("llmops: interrupted; every server this run started was stopped. "
                      "Finished variants are kept in the run directory.")
@@ -122,7 +185,7 @@ def run_apply(plan: Plan, *, playbook: Path, inventory: str | None, run_dir: str
 
 
 def run_provision(plan: Plan, *, forks: int) -> int:
-    console = Console()
+    console = Console(stream=sys.stderr, data=sys.stdout)  # progress on stderr, the recap on stdout
     executor = Executor(plan, None, console, registry().backends(), ExecOptions(forks=forks, provision_only=True))
     try:
         recaps = executor.run()
@@ -134,31 +197,61 @@ def run_provision(plan: Plan, *, forks: int) -> int:
     return EXIT_FAILED if any(r.failed for r in recaps.values()) else EXIT_OK
 
 
+def _exit_now(console: Console) -> None:
+    """Leave without waiting for the stops still in progress (they may take a minute): the
+    threads doing them would hold up a normal exit. What they leave, the hosts' leases stop."""
+    console.line("llmops: forced exit; each host stops what is left once this run's lease runs out "
+                 "(llmops_lease_timeout)")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
+
+
 def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
     """SIGTERM gets the same clean shutdown as Ctrl-C (servers stopped, results kept)."""
     _signals.append(signum)
     raise KeyboardInterrupt
 
 
-def print_tables(console: Console, results: dict) -> None:
-    cells = results.get("cells", [])
+def print_tables(console: Console, results: Results) -> None:
+    cells = results.cells
     for cell in cells:
-        if not cell.get("levels"):
+        if not cell.levels:
             continue
-        console.banner(f"{cell['name']} on {cell['host']} ({cell['backend']})")
-        console.block(bench_table(cell["levels"]))
+        console.banner(f"{cell.name} on {cell.host} ({cell.backend})", data=True)
+        console.block(bench_table(cell.levels), data=True)
         if console.verbosity >= 1:
-            console.line("")
-            console.block(detail_table(cell["levels"]))
-    console.banner("COMPARISON")
-    console.block(comparison(cells))
+            console.line("", data=True)
+            console.block(detail_table(cell.levels, cell), data=True)
+    console.banner("COMPARISON", data=True)
+    console.block(comparison(cells), data=True)
 
 
-def print_recap(console: Console, recaps: dict[str, HostRecap], as_json: bool) -> None:
+def print_recap(console: Console, recaps: dict[str, HostRecap], as_json: bool,
+                extra: dict[str, Any] | None = None) -> None:
+    """The PLAY RECAP for people, or with as_json the one JSON document on stdout (recap + extra)."""
     if as_json:
-        console.line(json.dumps({"recap": {h: r.to_json() for h, r in recaps.items()}}, indent=2))
+        sys.stdout.write(json.dumps({"recap": {h: r.to_json() for h, r in recaps.items()}, **(extra or {})},
+                                    indent=2) + "\n")
+        sys.stdout.flush()
         return
-    console.banner("PLAY RECAP")
+    console.banner("PLAY RECAP", data=True)
     for host, r in recaps.items():
         console.line(f"{host:<24} : ok={r.ok:<4} changed={r.changed:<4} unreachable={int(r.unreachable):<4} "
-                     f"failed={r.failed:<4} skipped={r.skipped:<4}")
+                     f"failed={r.failed:<4} skipped={r.skipped:<4}", data=True)
+
+
+def partial_levels(results: Results) -> list[str]:
+    """Recap lines for every level where not all requests succeeded: an `ok` variant may still
+    have lost requests, and the averages in the tables do not show it."""
+    out = []
+    for cell in results.cells:
+        for lv in cell.levels:
+            rate = lv.success_rate
+            if rate is None or rate >= 1.0 or not lv.requests:
+                continue
+            label = f"rate {lv.rate:g}/s" if lv.rate is not None else f"c={lv.concurrency}"
+            kinds = ", ".join(f"{g.count} {g.kind}" for g in lv.errors)
+            out.append(f"{cell.host:<24} : [{cell.name}] {label}: {rate * 100:.0f} % of "
+                       f"{lv.requests} request(s) succeeded" + (f" ({kinds})" if kinds else ""))
+    return out

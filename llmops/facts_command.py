@@ -9,26 +9,18 @@ from typing import Any
 import click
 
 from llmops.errors import ConnectError, ExecutionError
-from llmops.execute.agent import Agent
-from llmops.execute.facts import gather
-from llmops.execute.runner import connect
-from llmops.load.inventory import Host, load_inventory
-from llmops.plan.model import DEFAULT_CACHE
+from llmops.execute.session import HostSession
+from llmops.load.inventory import Host
+from llmops.load.sources import load_inventory
 
 
 def _one(host: Host) -> dict[str, Any]:
-    runner = connect(host)
-    agent = Agent(runner, str(host.vars.get("llmops_cache", DEFAULT_CACHE)), host.python)
-    try:
-        agent.install()
-        return gather(agent)
-    finally:
-        agent.close()
-        runner.close()
+    with HostSession(host) as session:  # the agent lives in the host's llmops_cache
+        return session.facts()
 
 
-def run_facts(inventory: str | None, limit: str | None, *, as_json: bool, forks: int) -> int:
-    inv = load_inventory(inventory)
+def run_facts(inventory: Any, limit: str | None, *, as_json: bool, forks: int, vault: Any = None) -> int:
+    inv = load_inventory(inventory, vault)
     hosts = inv.select(limit or "all")
     results: dict[str, Any] = {}
     failed = False

@@ -67,3 +67,31 @@ def processes_matching(text: str) -> list[str]:
 
 def read_results(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())
+
+
+# --- test tiers -----------------------------------------------------------------------------------
+# Plain `pytest` runs the fast tier (no real servers, sshd, namespaces, podman or browser; the
+# emulator stands in for servers). `pytest -m real` runs the rest; `make test` runs both. A test
+# is real when it uses one of these fixtures or lives in one of these modules (modules whose
+# tests start real things without a fixture, or through request.getfixturevalue).
+REAL_FIXTURES = {"provisioned", "sshd", "vllm_provisioned", "llama_server", "vllm_server", "hidden_host"}
+REAL_MODULES = {"test_vllm", "test_real_servers", "test_html_browser", "test_multihost", "test_ssh_config",
+                "test_agent_session", "test_apply_llama", "test_faults", "test_idempotence", "test_security",
+                "test_tiny_model", "test_containers", "test_metrics_real"}
+
+
+# Fast tests that judge time (the emulator streams at known times and they check what the
+# client measured): they run one at a time, after the rest of the fast tier has run on every
+# core, because a loaded CPU delays the emulator and the client alike (see the Makefile).
+TIMED_PATHS = ("tests/bench/",)
+TIMED_MODULES = {"test_durations", "test_cli_terminal", "test_sampling", "test_energy_apply", "test_rundir_lock"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2] if getattr(item, "module", None) else ""
+        if module in REAL_MODULES or REAL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.real)
+        path = str(getattr(item, "path", "")).replace("\\", "/")
+        if module in TIMED_MODULES or any(part in path for part in TIMED_PATHS):
+            item.add_marker(pytest.mark.timed)

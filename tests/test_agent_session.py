@@ -14,12 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
-
 import yaml_helpers
+
 from llmops.errors import ExecutionError
 from llmops.execute.agent import Agent, parse_json_line
 from llmops.execute.runner import connect
-from llmops.load.inventory import default_inventory, load_inventory
+from llmops.load.inventory import default_inventory
+from llmops.load.sources import load_inventory
 
 
 @pytest.fixture(params=["local", "ssh"])

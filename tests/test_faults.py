@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -44,9 +43,15 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def _default_sigint() -> None:
+    # A shell that started the test runner in the background left SIGINT ignored, and children
+    # inherit that: the child we signal gets the default back, whatever started us.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_apply(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "llmops", "apply", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=_default_sigint)
 
 
 def wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None, what: str = "") -> None:
@@ -77,7 +82,7 @@ def test_host_down(tmp_path: Path) -> None:
                                   tmp_path / "inv.yml")
     proc = llmops("apply", PLAYBOOK, "-i", str(inventory), "-t", "llama", "--run-dir", str(tmp_path / "run"))
     assert proc.returncode == 4, proc.stdout + proc.stderr
-    assert "unreachable: [gone]" in proc.stdout and "cannot connect to 127.0.0.1" in proc.stdout
+    assert "unreachable: [gone]" in proc.stderr and "cannot connect to 127.0.0.1" in proc.stderr  # progress
     assert "unreachable=1" in proc.stdout
     assert {c["status"] for c in by_name(tmp_path / "run").values()} == {"failed"}
 
@@ -89,7 +94,7 @@ def test_ssh_authentication_refused(sshd, tmp_path: Path) -> None:
     proc = llmops("apply", PLAYBOOK, "-i", str(inventory), "-t", "llama", "--run-dir", str(tmp_path / "run"),
                   env={"HOME": str(tmp_path), "SSH_AUTH_SOCK": ""})  # no agent keys, no ~/.ssh keys
     assert proc.returncode == 4, proc.stdout + proc.stderr
-    assert "SSH authentication failed" in proc.stdout
+    assert "SSH authentication failed" in proc.stderr
 
 
 # --- servers --------------------------------------------------------------------------------------
@@ -232,7 +237,7 @@ def test_interrupt_during_benchmark_then_resume(provisioned: None, tmp_path: Pat
 
     resumed = llmops("apply", "--resume", str(run_dir), *extra)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "2 variant(s) left" in resumed.stdout
+    assert "2 variant(s) left" in resumed.stderr
     final = read_results(run_dir)
     assert final["status"] == "complete"
     for cell in final["cells"]:
@@ -310,15 +315,207 @@ def test_second_ctrl_c_forces_exit_and_the_lease_cleans_up(tmp_path: Path) -> No
     try:
         wait_for(lambda: bool(processes_matching(f"http.server {port}")), 60, proc, "the server to start")
         proc.send_signal(signal.SIGINT)
-        time.sleep(0.05)
+        time.sleep(0.3)
         proc.send_signal(signal.SIGINT)  # before the first one could finish stopping everything
+        t_second = time.monotonic()
         out, _ = proc.communicate(timeout=60)
+        exit_s = time.monotonic() - t_second
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, out
+    assert exit_s < 1.0, f"the second Ctrl-C took {exit_s:.2f} s to exit"
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "interrupted"
     # The second Ctrl-C landed while the first was still stopping the server (its stop takes 2 s).
     assert "forced exit" in out and "may still be running" in out and "escaping-child" in out, out
     # Either way nothing is left for long: what llmops could not stop, the host's lease does.
     wait_for(lambda: not processes_matching(f"http.server {port}") and not processes_matching("sleep 3600"), 60,
              None, "the server and its escaped child to be gone")
+
+
+# --- the dead-man switch: llmops killed outright ----------------------------------------------
+
+def short_lease(tmp_path: Path, seconds: float = 3) -> Path:
+    return yaml_helpers.dump({"hosts": {"localhost": {"connection": "local",
+                                                      "vars": {"llmops_lease_timeout": seconds}}}},
+                             tmp_path / "inv.yml")
+
+
+def emulator_vars(port: int, **more) -> str:
+    return json.dumps({"port": port, "emu_python": sys.executable, **more})
+
+
+def escaped_sleeps(port: int) -> list[int]:
+    """The escaping-child server's own `sleep 3600` (other engineers' tests may run such sleeps)."""
+    out = []
+    for line in processes_matching(f"http.server {port}"):
+        for pid in descendants(int(line.split(":")[0])):
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep\x003600"):
+                    out.append(pid)
+            except OSError:
+                pass
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3] not in (b"Z", b"X")
+
+
+def test_sigkill_of_llmops_with_an_escaped_child_the_lease_stops_both(tmp_path: Path) -> None:
+    port = free_port()
+    proc = start_apply(PLAYBOOK, "-i", str(short_lease(tmp_path)), "-t", "escaping-child", "--run-dir",
+                       str(tmp_path / "run"), "-e", json.dumps({"port": port, "ready_timeout": 600}))
+    try:
+        wait_for(lambda: bool(escaped_sleeps(port)), 60, proc, "the server and its escaped child")
+        time.sleep(1.5)  # the keeper notes the tree once a second
+        ours = escaped_sleeps(port)
+        assert ours
+        proc.kill()  # no handler, no stop: only the host's lease is left to act
+        proc.wait(timeout=10)
+        t_killed = time.monotonic()
+
+        def gone() -> bool:
+            return not processes_matching(f"http.server {port}") and not any(alive(p) for p in ours)
+
+        # Lease 3 s + 20 s: the keeper signals the group AND the setsid'd child it saw in the tree.
+        wait_for(gone, 3 + 20, None, "the server and its escaped child to be gone")
+        assert time.monotonic() - t_killed < 23
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    remote_id = json.loads((tmp_path / "run" / "meta.json").read_text())["remote_id"]
+    log = Path(os.path.expanduser(f"~/.cache/llmops/runs/{remote_id}/localhost/escaping-child/server.log"))
+    assert "lease expired" in log.read_text()
+
+
+def test_a_run_reusing_the_server_never_takes_the_first_runs_lease(tmp_path: Path) -> None:
+    port = free_port()
+    inventory = short_lease(tmp_path)
+    first = start_apply(PLAYBOOK, "-i", str(inventory), "-t", "emulator", "--run-dir", str(tmp_path / "first"),
+                        "-e", emulator_vars(port, levels=[1], max_tokens=100000))
+    try:
+        wait_for(lambda: requests_seen(tmp_path / "first", "emulator") > 0 or bool(processes_matching(f"--port {port}")),
+                 60, first, "the first run's server")
+        wait_for(lambda: (tmp_path / "first" / "results.json").exists()
+                 and by_name(tmp_path / "first")["emulator"]["status"] == "running"
+                 and "memory" in by_name(tmp_path / "first")["emulator"], 60, first, "the first run to measure")
+        second = llmops("apply", PLAYBOOK, "-i", str(inventory), "-t", "emulator", "--run-dir", str(tmp_path / "second"),
+                        "-e", emulator_vars(port, levels=[1], max_tokens=8))
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert "reusing the server already running" in second.stderr and "left running" in second.stderr
+        remote_id = json.loads((tmp_path / "first" / "meta.json").read_text())["remote_id"]
+        # Never silently: the second run says (and records) that the first one is using it now.
+        assert f"also in use by another llmops run now ({remote_id})" in second.stderr
+        assert any(remote_id in w for w in by_name(tmp_path / "second")["emulator"].get("warnings", []))
+        remote_id = json.loads((tmp_path / "first" / "meta.json").read_text())["remote_id"]
+        leases = Path(os.path.expanduser(f"~/.cache/llmops/runs/{remote_id}/localhost/emulator/leases"))
+        assert [p.name for p in leases.iterdir()] == [remote_id]  # the second run took only its own away
+        first.kill()
+        first.wait(timeout=10)
+        t_killed = time.monotonic()
+        wait_for(lambda: not processes_matching(f"--port {port}"), 3 + 20, None,
+                 "the first run's lease to stop the shared server")
+        assert time.monotonic() - t_killed < 23
+    finally:
+        if first.poll() is None:
+            first.kill()
+        for line in processes_matching(f"--port {port}"):
+            os.kill(int(line.split(":")[0]), signal.SIGKILL)
+
+
+# --- servers that are ready but do not answer ----------------------------------------------------
+
+@pytest.mark.parametrize("failure,kind", [("hang", "timeout"), ("http_500", "http_500"), ("malformed", "no_tokens")])
+def test_a_variant_whose_requests_all_fail_is_failed(tmp_path: Path, failure: str, kind: str) -> None:
+    port = free_port()
+    t0 = time.monotonic()
+    proc = llmops("apply", PLAYBOOK, "-t", "emulator", "--run-dir", str(tmp_path / "run"), "-e",
+                  emulator_vars(port, levels=[1, 2], max_tokens=8, request_timeout=2, emu_args=["--failure", failure]),
+                  timeout=120)
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    cell = by_name(tmp_path / "run")["emulator"]
+    assert cell["status"] == "failed" and cell["error"].startswith("every request failed (3 request(s) in 2 level(s))")
+    assert f"3 {kind}" in cell["error"], cell["error"]
+    assert [lv["success_rate"] for lv in cell["levels"]] == [0.0, 0.0]  # what was measured is kept
+    assert "failed=1" in proc.stdout
+    if failure == "hang":  # ends with its timeouts: a calibration request and two levels of 2 s each, not never
+        assert elapsed < 30, elapsed
+    assert processes_matching(f"--port {port}") == []
+
+
+def test_default_request_timeout_grows_with_max_tokens() -> None:
+    from llmops.execute.verdict import REQUEST_TIMEOUT_FLOOR, default_request_timeout
+
+    assert default_request_timeout(1) >= REQUEST_TIMEOUT_FLOOR
+    assert default_request_timeout(4000) > default_request_timeout(64) > REQUEST_TIMEOUT_FLOOR
+    assert default_request_timeout(512) == 60 + 0.25 * 512  # as README.md states
+
+
+def test_no_answer_names_the_errors_and_passes_a_real_answer() -> None:
+    from llmops.execute.verdict import no_answer
+
+    ok = {"requests": 2, "succeeded": 2, "completion_tokens": 10, "errors": []}
+    bad = {"requests": 2, "succeeded": 0, "completion_tokens": 0,
+           "errors": [{"kind": "http_401", "count": 2, "example": "HTTP 401: invalid API key"}]}
+    empty = {"requests": 1, "succeeded": 1, "completion_tokens": 0, "errors": []}
+    assert no_answer([ok, bad]) is None and no_answer([]) is None
+    assert no_answer([bad, bad]) == "every request failed (4 request(s) in 2 level(s)): 4 http_401 (HTTP 401: invalid API key)"
+    assert no_answer([empty]).startswith("no request returned a token")
+
+
+def test_a_level_below_100_percent_is_named_in_the_recap(tmp_path: Path) -> None:
+    port = free_port()
+    half = json.dumps({"rules": [{"every": 2, "set": {"failure": "http_500"}}]})
+    proc = llmops("apply", PLAYBOOK, "-t", "emulator", "--run-dir", str(tmp_path / "run"), "-e",
+                  emulator_vars(port, levels=[4], max_tokens=8, emu_args=["--config", half]), timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # some requests answered: measured, not failed
+    cell = by_name(tmp_path / "run")["emulator"]
+    level = cell["levels"][0]
+    assert cell["status"] == "ok" and 0 < level["success_rate"] < 1
+    recap = proc.stdout.split("PLAY RECAP")[1]
+    assert (f"[emulator] c=4: {level['success_rate'] * 100:.0f} % of {level['requests']} request(s) succeeded "
+            f"({level['failed']} http_500)") in recap, recap
+
+
+# --- two runs at once -------------------------------------------------------------------------
+
+def test_a_second_apply_into_a_run_directory_in_use_is_refused(tmp_path: Path) -> None:
+    port = free_port()
+    run_dir = tmp_path / "run"
+    first = start_apply(PLAYBOOK, "-t", "emulator", "--run-dir", str(run_dir),
+                        "-e", emulator_vars(port, levels=[1], max_tokens=100000))
+    try:
+        wait_for(lambda: bool(processes_matching(f"--port {port}")), 60, first, "the first run's server")
+        second = llmops("apply", PLAYBOOK, "-t", "emulator", "--run-dir", str(run_dir),
+                        "-e", emulator_vars(free_port(), levels=[1], max_tokens=8))
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert (f"run directory {run_dir} is in use by another llmops run (pid {first.pid} on {socket.gethostname()}"
+                in second.stderr), second.stderr
+        assert "Traceback" not in second.stderr
+        assert by_name(run_dir)["emulator"]["status"] == "running"  # the first run's results untouched
+        first.kill()  # the kernel drops the lock with its holder: never a stale lock
+        first.wait(timeout=10)
+        third = llmops("apply", PLAYBOOK, "-t", "emulator", "--run-dir", str(run_dir),
+                       "-e", emulator_vars(free_port(), levels=[1], max_tokens=8))
+        assert "is in use by another llmops run" not in third.stderr
+    finally:
+        if first.poll() is None:
+            first.kill()
+        for line in processes_matching(f"--port {port}"):
+            os.kill(int(line.split(":")[0]), signal.SIGKILL)
+
+
+def test_level_budget_bounds_every_load_shape() -> None:
+    from llmops.execute.verdict import LEVEL_SLACK_S, level_budget
+
+    assert level_budget(4, None, None, None, 0, 10) == 10 + LEVEL_SLACK_S  # burst: one wave
+    assert level_budget(4, None, None, None, 2, 10) == 20 + LEVEL_SLACK_S  # warm-up wave first
+    assert level_budget(4, None, 10, None, 2, 10) == 30 + LEVEL_SLACK_S  # closed: ceil(12 / 4) rounds
+    assert level_budget(4, None, None, 60, 0, 10) == 70 + LEVEL_SLACK_S
+    assert level_budget(0, 2.0, 20, None, 0, 10) == 20 + LEVEL_SLACK_S  # open: 10 s of arrivals + one timeout

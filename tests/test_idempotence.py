@@ -23,7 +23,8 @@ def server_pids(port: int) -> list[int]:
 
 
 def recap(stdout: str) -> dict:
-    return json.loads(stdout[stdout.index('{\n  "recap"'):].split("\n\nresults:")[0])["recap"]["localhost"]
+    """With --json, stdout is one JSON document (progress goes to stderr)."""
+    return json.loads(stdout)["recap"]["localhost"]
 
 
 def test_keep_reuse_replace_and_diff(provisioned: None, tmp_path: Path) -> None:
@@ -41,7 +42,7 @@ def test_keep_reuse_replace_and_diff(provisioned: None, tmp_path: Path) -> None:
 
         second = llmops("apply", PLAYBOOK, *base, "--run-dir", str(tmp_path / "r2"))
         assert second.returncode == 0, second.stdout
-        assert "reusing the server already running" in second.stdout
+        assert "reusing the server already running" in second.stderr
         assert recap(second.stdout)["ok"] == 1
         assert recap(second.stdout)["changed"] == 0
         cell = read_results(tmp_path / "r2")["cells"][0]
@@ -54,13 +55,13 @@ def test_keep_reuse_replace_and_diff(provisioned: None, tmp_path: Path) -> None:
         assert f"replaces pid {pid}" in plan.stdout and "--alias other-name" in plan.stdout
         third = llmops("apply", PLAYBOOK, *changed, "--run-dir", str(tmp_path / "r3"), "--keep-running")
         assert third.returncode == 0, third.stdout
-        assert "its command differs" in third.stdout and recap(third.stdout)["changed"] == 1
+        assert "its command differs" in third.stderr and recap(third.stdout)["changed"] == 1
         [new_pid] = server_pids(port)
         assert new_pid != pid
 
         last = llmops("apply", PLAYBOOK, *changed, "--run-dir", str(tmp_path / "r4"), "--restart")
         assert last.returncode == 0, last.stdout
-        assert "--restart" in last.stdout
+        assert "--restart" in last.stderr
         assert server_pids(port) == []  # replaced, measured, stopped: nothing kept this time
     finally:
         for pid in server_pids(port):

@@ -55,3 +55,50 @@ def test_external_plugin_installed_with_pip_is_used(provisioned: None, tmp_path:
     bad = llmops("check", str(playbook))
     assert bad.returncode == 2
     assert "pb.yml:5:13: unknown backend kind 'tinyllama'" in bad.stderr
+
+
+EXTRAS = HERE / "plugins" / "llmops-extras"
+RUNS = HERE / "data" / "runs"
+
+
+def test_builtin_reporters_are_entry_points() -> None:
+    entries = json.loads(llmops("plugins", "--json", check=True).stdout)
+    names = {e["name"] for e in entries if e["group"] == "llmops.reporters" and e["distribution"] == "llmops"}
+    assert names == {"md", "html", "json", "csv", "requests-csv"}
+
+
+def test_external_reporter_and_collector_are_used(tmp_path: Path) -> None:
+    """A reporter installed with pip is a `report --format`; a collector is chosen by its `requires`."""
+    import shutil
+
+    source = tmp_path / "src"
+    shutil.copytree(EXTRAS, source)  # pip builds in the source folder: keep the checkout clean
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--target", str(site), str(source)], check=True, timeout=300)
+    env = {"PYTHONPATH": str(site)}
+    listed = llmops("plugins", env=env, check=True).stdout
+    assert "tokens" in listed and "fakegpu" in listed and "llmops-extras" in listed
+
+    out = llmops("report", "--format", "tokens", str(RUNS / "llama-only"), env=env, check=True).stdout
+    first = json.loads((RUNS / "llama-only" / "results.json").read_text())["cells"][0]
+    assert out.splitlines()[0].startswith(f"{first['name']}: c{first['levels'][0]['concurrency']}=")
+    # The plugin reads through read_run: a broken results.json is the same located refusal.
+    broken = llmops("report", "--format", "tokens", str(HERE / "bad_inputs" / "runs" / "gen_tps_string"), env=env)
+    assert broken.returncode == 2 and "Traceback" not in broken.stderr
+    assert 'results.json:17:22: cells[0].levels[1].gen_tps: expected a number (got "fast")' in broken.stderr
+    # Without the plugin the format is refused before anything is read, naming what is installed.
+    bad = llmops("report", "--format", "tokens", str(RUNS / "llama-only"))
+    assert bad.returncode == 2 and "installed: csv, html, json, md, requests-csv" in bad.stderr
+
+    probe = ("import json; from llmops.plugins.registry import registry; "
+             "from llmops.telemetry.select import choose, required_programs; "
+             "a = registry().collectors(); "
+             "print(json.dumps([required_programs(a), "
+             "[c.name for c in choose({'tools': {'fakegpu-smi': '/usr/bin/fakegpu-smi'}}, a)], "
+             "[c.name for c in choose({'tools': {'fakegpu-smi': None}}, a)]]))")
+    proc = subprocess.run([sys.executable, "-c", probe], env={**__import__("os").environ, **env},
+                          capture_output=True, text=True, check=True, timeout=120)
+    programs, with_tool, without_tool = json.loads(proc.stdout)
+    assert "fakegpu-smi" in programs  # facts look it up on every host
+    assert with_tool == ["fakegpu", "sysfs-power"] and without_tool == ["sysfs-power"]  # power: RAPL/hwmon

@@ -44,7 +44,7 @@ HOSTILE = ["; rm -rf ~", "$(touch /tmp/llmops-pwned)", "`id`", "a\nb", "it's", '
 
 
 def test_hostile_values_stay_literal(tmp_path: Path) -> None:
-    args_yaml = "\n".join(f"        - {v!r}".replace("\\n", "\\n") for v in HOSTILE)
+    "\n".join(f"        - {v!r}".replace("\\n", "\\n") for v in HOSTILE)
     pb = tmp_path / "pb.yml"
     pb.write_text(
         "- hosts: all\n"
@@ -117,3 +117,44 @@ def test_secret_env_is_masked_in_display(tmp_path: Path) -> None:
     text = str(plan.describe())
     assert "sk-very-secret" not in text and "hf_abcdef" not in text
     assert "sk-very-secret" not in cell.command  # the key goes through the environment, not argv
+
+
+def test_container_home_paths_expand_on_the_host(tmp_path: Path) -> None:
+    """`~/` in container_args and the cache mounts is the host's home: never quoted away (a
+    quoted `~` does not expand), while the rest of the value stays quoted."""
+    playbook = tmp_path / "pb.yml"
+    playbook.write_text(
+        "- hosts: all\n"
+        "  backends:\n"
+        "    - name: v\n"
+        "      kind: vllm\n"
+        "      model: Qwen/Qwen3-0.6B\n"
+        "      port: 8010\n"
+        "      launcher: podman\n"
+        "      image: localhost/vllm:test\n"
+        "      container_args: ['-v', '~/.cache/extra:/extra', '-v', '~/$(touch x):/y']\n"
+    )
+    proc = subprocess.run([sys.executable, "-m", "llmops", "apply", str(playbook), "--check"], capture_output=True,
+                          text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "-v ~/.cache/huggingface:/root/.cache/huggingface -v ~/.cache/vllm:/root/.cache/vllm" in proc.stdout
+    assert "-v ~/.cache/extra:/extra" in proc.stdout
+    assert "-v ~/'$(touch x):/y'" in proc.stdout  # expanded home, quoted rest: never a command
+
+
+def test_which_variants_serve_metrics(tmp_path: Path) -> None:
+    """`metrics: true` (or --metrics in extra_args) renders --metrics and makes apply scrape
+    /metrics; vLLM always serves it; a llama.cpp variant without it is not scraped (it would 501)."""
+    pb = tmp_path / "pb.yml"
+    pb.write_text(
+        "- hosts: all\n"
+        "  backends:\n"
+        "    - {name: on, kind: llama.cpp, model: /m.gguf, port: 8080, metrics: true}\n"
+        "    - {name: extra, kind: llama.cpp, model: /m.gguf, port: 8081, extra_args: [--metrics]}\n"
+        "    - {name: off, kind: llama.cpp, model: /m.gguf, port: 8082}\n"
+        "    - {name: v, kind: vllm, model: /hf, port: 8083}\n")
+    plan = make_plan(load_playbook(pb), default_inventory(), registry().backends())
+    backends = registry().backends()
+    got = {c.name: (backends[c.kind].metrics_path(c.spec), "--metrics" in shlex.split(c.command))
+           for c in plan.cells}
+    assert got == {"on": ("/metrics", True), "extra": ("/metrics", True), "off": (None, False), "v": ("/metrics", False)}

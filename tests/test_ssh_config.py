@@ -67,7 +67,7 @@ def test_include_and_proxyjump(provisioned: None, hidden_host, tmp_path: Path) -
     proc = llmops("apply", "tests/playbooks/llama.yml", "-i", str(inventory), "--run-dir", str(run_dir),
                   "-t", "llama.cpp-np1", "-e", f"port={port}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "using the system ssh client" in proc.stdout
+    assert "using the system ssh client" in proc.stderr
     cell = read_results(run_dir)["cells"][0]
     assert cell["status"] == "ok" and cell["levels"][-1]["success_rate"] == 1.0
     assert processes_matching(f"--port {port}") == []

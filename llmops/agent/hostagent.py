@@ -21,6 +21,7 @@ Why a file and not shell one-liners: process-tree walks, timeouts around tools t
 from __future__ import annotations
 
 import argparse
+import glob
 import hashlib
 import io
 import json
@@ -146,6 +147,100 @@ def proc_snapshot(root: int, known=(), sid=None):
     return procs
 
 
+def container_pid(container, timeout=10.0):
+    """The host PID of a container's first process ("ENGINE:NAME"), or None while it has none.
+
+    A container's processes are not children of the `docker|podman run` CLI we started: they
+    hang under containerd-shim or conmon, so the server's tree is found from here."""
+    engine, _, name = (container or "").partition(":")
+    if engine not in ("docker", "podman") or not name:
+        return None
+    try:
+        done = subprocess.run([engine, "inspect", "--format", "{{.State.Pid}}", name], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=timeout)
+        pid = int(done.stdout.decode("ascii", "replace").split()[0])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+    return pid if pid > 0 and is_alive(pid) else None
+
+
+def _read_int(path):
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _memory_stat(path):
+    out = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(" ")
+                if value.strip().isdigit():
+                    out[key] = int(value)
+    except OSError:
+        pass
+    return out
+
+
+def cgroup_memory(pid):
+    """What the kernel charges to the memory cgroup of `pid` (the container's own figure, the one
+    `docker|podman stats` shows): usage, and the working set (usage less inactive file cache)."""
+    try:
+        with open("/proc/%d/cgroup" % pid) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    v2_path = None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if "memory" in controllers.split(","):  # cgroup v1 (or hybrid): the memory hierarchy
+            base = "/sys/fs/cgroup/memory" + path
+            usage = _read_int(base + "/memory.usage_in_bytes")
+            if usage is not None:
+                stat = _memory_stat(base + "/memory.stat")
+                inactive = stat.get("total_inactive_file", stat.get("inactive_file", 0))
+                return {"version": 1, "path": path, "usage_bytes": usage,
+                        "working_set_bytes": max(usage - inactive, 0), "rss_bytes": stat.get("total_rss")}
+        if controllers == "":
+            v2_path = path
+    if v2_path is not None:
+        for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+            usage = _read_int(root + v2_path + "/memory.current")
+            if usage is not None:
+                stat = _memory_stat(root + v2_path + "/memory.stat")
+                return {"version": 2, "path": v2_path, "usage_bytes": usage,
+                        "working_set_bytes": max(usage - stat.get("inactive_file", 0), 0), "rss_bytes": stat.get("anon")}
+    return None
+
+
+class ContainerWatch:
+    """The processes of a server that runs in a container: the container's own tree (found by
+    its name), apart from the CLI's tree (the launcher, which holds no model)."""
+
+    def __init__(self, container, cli_pid, sid):
+        self.container = container
+        self.cli = TreeWatch(cli_pid, sid)
+        self.inner = None
+        self.next_try = 0.0
+
+    def pids(self):
+        """(container PIDs, launcher PIDs, container init PID)."""
+        launcher = self.cli.pids()
+        if self.inner is None and time.time() >= self.next_try:
+            self.next_try = time.time() + 1.0
+            pid = container_pid(self.container)
+            if pid is not None:
+                self.inner = TreeWatch(pid, None)
+        inside = self.inner.pids() if self.inner is not None else []
+        return inside, launcher, (self.inner.root if self.inner is not None else None)
+
+
 # --- commands ---------------------------------------------------------------------------------
 
 def cmd_info(args) -> int:
@@ -155,7 +250,7 @@ def cmd_info(args) -> int:
     return 0
 
 
-def _spawn(argv, log, env, cwd=None, stamp=True, lease=None, lease_timeout=0.0):
+def _spawn(argv, log, env, cwd=None, stamp=True, lease=None, lease_timeout=0.0, on_expiry=None):
     """Start argv detached; return (pid, sid, t_spawn, error).
 
     A grandchild becomes a new session leader (setsid: no terminal, survives our exit and the
@@ -212,7 +307,7 @@ def _spawn(argv, log, env, cwd=None, stamp=True, lease=None, lease_timeout=0.0):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
-            _keep_log(out_r, log, child, lease, lease_timeout)
+            _keep_log(out_r, log, child, lease, lease_timeout, on_expiry)
             os._exit(0)
         except BaseException as exc:  # noqa: BLE001
             try:
@@ -236,13 +331,20 @@ def _spawn(argv, log, env, cwd=None, stamp=True, lease=None, lease_timeout=0.0):
     return pid, (leader if stamp else None), t_spawn, ""
 
 
-def _keep_log(fd: int, log: str, child: int = 0, lease=None, lease_timeout: float = 0.0) -> None:
+def _keep_log(fd: int, log: str, child: int = 0, lease=None, lease_timeout: float = 0.0, on_expiry=None) -> None:
     """Copy the server's output to `log`; `log.t` gets the time each line ended.
 
     Also the dead-man switch: when a lease file is given, the controller touches it while it
     is alive and connected; if it goes stale (llmops killed, SSH dropped, network gone), the
     keeper stops the server itself, so nothing is left holding the GPU. A full disk never
     kills the server: output that cannot be written is dropped, once noted.
+
+    The lease is one file per run in a folder of the server's own (see `_lease_age`): a run
+    that reuses the server adds its file beside the first one's and never takes it away. The
+    keeper follows the server's process tree as it runs, so a child that escaped with setsid
+    (out of reach of the group signal) and was then reparented is still stopped; `on_expiry`
+    is a shell command for what is not a process of ours at all (a container: killing its CLI
+    does not stop it).
     """
     import select
 
@@ -251,6 +353,9 @@ def _keep_log(fd: int, log: str, child: int = 0, lease=None, lease_timeout: floa
     disk_full = False
     expired_at = None
     group = os.getpgrp()
+    watch = TreeWatch(child, os.getpid()) if child else None
+    seen = {}  # pid -> start time: a PID reused by someone else later is never signalled
+    next_watch = 0.0
     while True:
         ready, _, _ = select.select([fd], [], [], 1.0)
         if ready:
@@ -268,25 +373,74 @@ def _keep_log(fd: int, log: str, child: int = 0, lease=None, lease_timeout: floa
                     times.write(("%.6f\n" % now) * n)
             except OSError:
                 disk_full = True  # keep draining the pipe: a blocked or broken pipe would stall or kill the server
-        if lease and lease_timeout > 0:
+        if not (lease and lease_timeout > 0):
+            continue
+        now = time.time()
+        if watch is not None and expired_at is None and now >= next_watch:
+            next_watch = now + 1.0
             try:
-                age = time.time() - os.stat(lease).st_mtime
+                for pid in watch.pids():
+                    st = read_stat(pid)
+                    if st is not None:
+                        seen.setdefault(pid, st[5])
             except OSError:
-                age = 0.0  # no lease file (yet, or removed on purpose): nothing to enforce
-            if age > lease_timeout and expired_at is None:
-                expired_at = time.time()
-                _note(out, "llmops: controller lease expired (%.0f s without contact); stopping the server" % age)
+                pass
+        age = _lease_age(lease)
+        if age > lease_timeout and expired_at is None:
+            expired_at = now
+            _note(out, "llmops: controller lease expired (%.0f s without contact); stopping the server" % age)
+            if on_expiry:
                 try:
-                    os.killpg(group, signal.SIGTERM)
-                except OSError:
+                    _run_tool(on_expiry, max(10.0, lease_timeout))
+                except Exception:  # noqa: BLE001 - the signals below still run
                     pass
-            elif expired_at is not None and time.time() - expired_at > max(15.0, lease_timeout):
-                try:
-                    os.killpg(group, signal.SIGKILL)  # ends the keeper too
-                except OSError:
-                    pass
+            _signal_tree(seen, child, group, signal.SIGTERM)
+        elif expired_at is not None and now - expired_at > max(15.0, min(lease_timeout, 60.0)):
+            _signal_tree(seen, child, group, signal.SIGKILL)
+            try:
+                os.killpg(group, signal.SIGKILL)  # ends the keeper too
+            except OSError:
+                pass
     if disk_full:
         _note(out, "llmops: some server output was lost: the disk was full")
+
+
+def _lease_age(lease: str) -> float:
+    """Seconds since the freshest lease of the server was touched; 0 when there is none.
+
+    `lease` names this run's file; its folder holds one file per run that uses the server.
+    The server lives while any of them is fresh. No file at all means every run let the server
+    go on purpose (left running): nothing to enforce. An older agent's single-file lease (the
+    folder is the file) still works.
+    """
+    folder = os.path.dirname(lease)
+    try:
+        names = os.listdir(folder) if os.path.basename(folder) == "leases" else [os.path.basename(lease)]
+    except OSError:
+        return 0.0
+    newest = None
+    for name in names:
+        try:
+            mtime = os.stat(os.path.join(folder, name)).st_mtime
+        except OSError:
+            continue
+        newest = mtime if newest is None else max(newest, mtime)
+    return 0.0 if newest is None else time.time() - newest
+
+
+def _signal_tree(seen, child: int, group: int, sig) -> None:
+    """Signal the server's group and every process it had, wherever they went (not the keeper)."""
+    pids = []
+    try:
+        pids, table = members(child, (), os.getpid())  # what is still attached, found now
+        pids += [p for p, start in seen.items() if p in table and table[p][5] == start]  # escaped earlier
+    except OSError:
+        pass
+    _signal_all(sorted(set(p for p in pids if p != os.getpid())), sig)
+    try:
+        os.killpg(group, sig)
+    except OSError:
+        pass
 
 
 def _note(out, text: str) -> None:
@@ -348,7 +502,7 @@ def cmd_launch(args) -> int:
         # A server llmops left on this port is still up: the same one is reused, another one is
         # the controller's to stop first (it decides, and says so).
         if existing.get("hash") == (spec.get("state") or {}).get("hash") and not spec.get("restart"):
-            emit({"ok": True, "reuse": existing})
+            emit({"ok": True, "reuse": existing, "in_use_by": _other_leases(existing, spec)})
         else:
             emit({"ok": False, "error_kind": "occupied", "state": existing})
         return 0
@@ -373,6 +527,7 @@ def cmd_launch(args) -> int:
         return 1
     lease = os.path.expanduser(spec["lease"]) if spec.get("lease") else None
     if lease:
+        os.makedirs(os.path.dirname(lease), exist_ok=True)
         with open(lease, "a"):
             pass
         os.utime(lease, None)
@@ -383,7 +538,8 @@ def cmd_launch(args) -> int:
     env.setdefault("PYTHONUNBUFFERED", "1")  # see cmd_start
     log = os.path.expanduser(spec["log"])
     pid, sid, t_spawn, failure = _spawn(["/bin/sh", "-c", "exec " + spec["command"]], log, env,
-                                        stamp=True, lease=lease, lease_timeout=float(spec.get("lease_timeout") or 0))
+                                        stamp=True, lease=lease, lease_timeout=float(spec.get("lease_timeout") or 0),
+                                        on_expiry=spec.get("on_expiry"))
     if failure:
         emit({"ok": False, "error_kind": "spawn", "error": failure})
         return 1
@@ -396,6 +552,8 @@ def cmd_launch(args) -> int:
                 "--tool-timeout", str(sample.get("tool_timeout", 10.0))]
         for item in sample.get("collectors") or []:
             argv += ["--collector", item]
+        if sample.get("container"):
+            argv += ["--container", sample["container"]]
         spid, _, _, sfail = _spawn(argv, os.path.expanduser(sample["out"]) + ".log", dict(os.environ), stamp=False)
         out["sampler_pid"] = spid
         if sfail:
@@ -410,6 +568,26 @@ def cmd_launch(args) -> int:
         os.replace(path + ".tmp", path)
     emit(out)
     return 0
+
+
+def _other_leases(state, spec):
+    """Runs (other than this one) whose lease on this server is fresh: they are using it now."""
+    folder = os.path.join(os.path.expanduser(state.get("remote_dir") or ""), "leases")
+    mine = os.path.basename(spec.get("lease") or "")
+    limit = float(spec.get("lease_timeout") or 0) or 120.0
+    out = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return out
+    for name in sorted(names):
+        try:
+            age = time.time() - os.stat(os.path.join(folder, name)).st_mtime
+        except OSError:
+            continue
+        if name != mine and age <= limit:
+            out.append({"run": name, "age_s": round(age, 1)})
+    return out
 
 
 def _live_state(path: str):
@@ -442,6 +620,13 @@ def cmd_alive(args) -> int:
 
 
 def cmd_procs(args) -> int:
+    if getattr(args, "container", None):
+        # The server is the container's tree; the CLI that started it is listed apart.
+        cpid = container_pid(args.container)
+        inside = proc_snapshot(cpid, args.known or ()) if cpid is not None else []
+        emit({"time": time.time(), "procs": inside, "launcher": proc_snapshot(args.pid, (), args.sid),
+              "container_pid": cpid, "cgroup": cgroup_memory(cpid) if cpid is not None else None})
+        return 0
     emit({"time": time.time(), "procs": proc_snapshot(args.pid, args.known or (), args.sid)})
     return 0
 
@@ -650,19 +835,35 @@ def cmd_sample(args) -> int:
         th = threading.Thread(target=tool_loop, args=(name, float(interval), command), daemon=True)
         th.start()
         threads.append(th)
-    watch = TreeWatch(args.pid, args.sid)
-    next_tick = time.time()
-    while not stop.is_set():
-        now = time.time()
+    container = getattr(args, "container", None)
+    watch = ContainerWatch(container, args.pid, args.sid) if container else TreeWatch(args.pid, args.sid)
+
+    def described(pids):
         procs = []
-        for pid in watch.pids():
+        for pid in pids:
             st = read_stat(pid)
             if st is None:
                 continue
             rss, pss, swap = memory_of(pid)
             procs.append({"pid": pid, "ppid": st[0], "comm": st[4], "rss_kb": rss, "pss_kb": pss, "swap_kb": swap})
-        write({"t": now, "kind": "proc", "procs": procs})
-        if not procs or (args.stop_file and os.path.exists(args.stop_file)):
+        return procs
+
+    next_tick = time.time()
+    while not stop.is_set():
+        now = time.time()
+        if container:
+            inside, launcher, cpid = watch.pids()
+            procs = described(inside)
+            sample = {"t": now, "kind": "proc", "procs": procs, "launcher": described(launcher)}
+            if cpid is not None:
+                sample["cgroup"] = cgroup_memory(cpid)
+            write(sample)
+            gone = not procs and not launcher  # the CLI ends before or with the container
+        else:
+            procs = described(watch.pids())
+            write({"t": now, "kind": "proc", "procs": procs})
+            gone = not procs
+        if gone or (args.stop_file and os.path.exists(args.stop_file)):
             break
         next_tick += args.interval
         if next_tick < time.time():
@@ -743,6 +944,55 @@ def cmd_serve(args) -> int:  # noqa: ARG001
             replies.flush()
         except (BrokenPipeError, OSError):
             return 0
+    return 0
+
+
+def _cpu_ticks(pid: int) -> int:
+    """utime + stime of one process, in clock ticks (0 when it is gone)."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read().decode("utf-8", "replace")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return 0
+    rest = data[data.rfind(")") + 2:].split()
+    return int(rest[11]) + int(rest[12])
+
+
+def _sysfs_sum(pattern: str):
+    total, found = 0, False
+    for path in glob.glob(pattern):
+        value = _read(path)
+        if value is not None and value.strip().isdigit():
+            total += int(value.strip())
+            found = True
+    return total if found else None
+
+
+def cmd_noise(args) -> int:
+    """One snapshot of how busy the host is, for the controller to difference over a level:
+    /proc/stat's CPU line, load average, CPU time of the server's tree and of the processes the
+    controller names (itself, when local), CPU frequency and thermal throttle counts from sysfs."""
+    out = {"t": time.time(), "clk_tck": os.sysconf("SC_CLK_TCK"), "ncpu": os.cpu_count() or 1}
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:]
+    ticks = [int(x) for x in fields]
+    # user nice system idle iowait irq softirq steal (guest time is already inside user)
+    out["cpu_total"] = sum(ticks[:8])
+    out["cpu_idle"] = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    out["cpu_steal"] = ticks[7] if len(ticks) > 7 else 0
+    load = (_read("/proc/loadavg") or "").split()
+    out["loadavg"] = [float(x) for x in load[:3]] if len(load) >= 3 else None
+    tree, _ = members(args.pid, args.known or (), args.sid) if args.pid else ([], None)
+    if getattr(args, "also", None):  # a container's init: its tree is the server too
+        tree = sorted(set(tree) | set(members(args.also)[0]))
+    out["tree_ticks"] = sum(_cpu_ticks(p) for p in tree)
+    me = os.getpid()
+    excluded = set(args.exclude or ()) | {me}
+    out["excluded_ticks"] = sum(_cpu_ticks(p) for p in excluded if p not in tree)
+    out["freq_cur_khz"] = _sysfs_sum("/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_cur_freq")
+    out["freq_max_khz"] = _sysfs_sum("/sys/devices/system/cpu/cpu[0-9]*/cpufreq/cpuinfo_max_freq")
+    out["throttle_count"] = _sysfs_sum("/sys/devices/system/cpu/cpu[0-9]*/thermal_throttle/*_throttle_count")
+    emit(out)
     return 0
 
 
@@ -902,12 +1152,43 @@ def _facts(tool_timeout: float):
     facts["tools"] = tools
     facts["python"] = sys.version.split()[0]
     facts["gpus_sysfs"] = _drm_cards()
+    facts["platform"] = _platform()
     return facts
 
 
-def _drm_cards():
+# Module parameters that decide how much memory an APU's GPU may map (gttsize, ttm pages_limit)
+# and the power settings that move benchmark numbers; each is left out where sysfs lacks it.
+PLATFORM_FILES = {
+    "amdgpu.gttsize": "/sys/module/amdgpu/parameters/gttsize",
+    "amdgpu.vramlimit": "/sys/module/amdgpu/parameters/vramlimit",
+    "amdgpu.gartsize": "/sys/module/amdgpu/parameters/gartsize",
+    "ttm.pages_limit": "/sys/module/ttm/parameters/pages_limit",
+    "ttm.page_pool_size": "/sys/module/ttm/parameters/page_pool_size",
+    "amdttm.pages_limit": "/sys/module/amdttm/parameters/pages_limit",
+    "amdgpu.version": "/sys/module/amdgpu/version",
+    "cpu_governor": "/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor",
+    "cpu_scaling_driver": "/sys/devices/system/cpu/cpu0/cpufreq/scaling_driver",
+    "cpu_energy_preference": "/sys/devices/system/cpu/cpu0/cpufreq/energy_performance_preference",
+    "platform_profile": "/sys/firmware/acpi/platform_profile",
+    "bios_vendor": "/sys/class/dmi/id/bios_vendor",
+    "bios_version": "/sys/class/dmi/id/bios_version",
+    "bios_date": "/sys/class/dmi/id/bios_date",
+    "board_name": "/sys/class/dmi/id/board_name",
+    "product_name": "/sys/class/dmi/id/product_name",
+}
+
+
+def _platform():
+    out = {}
+    for key, path in PLATFORM_FILES.items():
+        value = _read(path)
+        if value:
+            out[key] = value
+    return out
+
+
+def _drm_cards(base="/sys/class/drm"):
     cards = []
-    base = "/sys/class/drm"
     try:
         names = sorted(os.listdir(base))
     except OSError:
@@ -926,6 +1207,22 @@ def _drm_cards():
             value = _read(os.path.join(dev, key))
             if value is not None and value.isdigit():
                 card[key] = int(value)
+        # amdgpu shows its VBIOS and each firmware block's version (fw_version/mec_fw_version...)
+        vbios = _read(os.path.join(dev, "vbios_version"))
+        if vbios:
+            card["vbios_version"] = vbios
+        fw_dir = os.path.join(dev, "fw_version")
+        try:
+            fw_names = sorted(os.listdir(fw_dir))
+        except OSError:
+            fw_names = []
+        firmware = {}
+        for fw in fw_names:
+            value = _read(os.path.join(fw_dir, fw))
+            if value:
+                firmware[fw[:-len("_fw_version")] if fw.endswith("_fw_version") else fw] = value
+        if firmware:
+            card["firmware"] = firmware
         cards.append(card)
     return cards
 
@@ -963,6 +1260,7 @@ def main(argv=None) -> int:
     p.add_argument("pid", type=int)
     p.add_argument("--sid", type=int)
     p.add_argument("--known", type=int, nargs="*")
+    p.add_argument("--container", help="ENGINE:NAME: the server runs in this container")
     p.set_defaults(fn=cmd_procs)
 
     p = sub.add_parser("stop")
@@ -982,10 +1280,19 @@ def main(argv=None) -> int:
     p.add_argument("--collector", action="append", help="NAME=INTERVAL:COMMAND")
     p.add_argument("--tool-timeout", type=float, default=10.0)
     p.add_argument("--stop-file")
+    p.add_argument("--container", help="ENGINE:NAME: sample this container's processes and cgroup")
     p.set_defaults(fn=cmd_sample)
 
     sub.add_parser("heartbeat").set_defaults(fn=cmd_heartbeat)
     sub.add_parser("serve").set_defaults(fn=cmd_serve)
+
+    p = sub.add_parser("noise")
+    p.add_argument("pid", type=int)
+    p.add_argument("--sid", type=int)
+    p.add_argument("--known", type=int, nargs="*")
+    p.add_argument("--also", type=int, help="another root whose tree is the server's (a container's init)")
+    p.add_argument("--exclude", type=int, nargs="*", help="more processes that are not other work (the controller)")
+    p.set_defaults(fn=cmd_noise)
 
     p = sub.add_parser("tools")
     p.add_argument("--timeout", type=float, default=10.0)

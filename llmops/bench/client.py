@@ -22,7 +22,9 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmops import secrets
 from llmops.bench import http, sse
+from llmops.limits import MAX_SSE_LINE
 
 
 class Clock:
@@ -136,6 +138,8 @@ class RequestOptions:
     temperature: float | None = None
     seed: int | None = None
     timeout: float | None = None
+    # Sampling as request-body fields (top_p, top_k, min_p, repetition_penalty), sent as given.
+    sampling: dict[str, Any] = field(default_factory=dict)
     extra_body: dict[str, Any] = field(default_factory=dict)
     # ask for per-event token counts (vLLM continuous_usage_stats, llama.cpp timings_per_token);
     # turned off by Bench's preflight for servers that reject unknown fields
@@ -161,6 +165,7 @@ def request_body(opts: RequestOptions, prompt: Prompt) -> bytes:
         body["temperature"] = opts.temperature
     if opts.seed is not None:
         body["seed"] = opts.seed
+    body.update(opts.sampling)
     body.update(opts.extra_body)
     return json.dumps(body, separators=(",", ":")).encode()
 
@@ -174,7 +179,7 @@ def request_headers(opts: RequestOptions) -> dict[str, str]:
 
 def scrub(text: str, secret: str | None) -> str:
     """Error texts may quote the request back; the API key never leaves this process."""
-    return text.replace(secret, "***") if secret and secret in text else text
+    return secrets.scrub(text, [secret] if secret else [])
 
 
 class Session:
@@ -188,7 +193,7 @@ class Session:
     def close(self) -> None:
         self.pool.close()
 
-    async def __aenter__(self) -> "Session":
+    async def __aenter__(self) -> Session:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -257,9 +262,19 @@ class _ChatStream:
         if record.t_first_chunk is None:
             record.t_first_chunk = t
         if self.tail:
+            if len(self.tail) + len(data) > MAX_SSE_LINE and b"\n" not in data:
+                # A line that never ends would grow without bound (one 300 MB line took 469 MB):
+                # fail this request, keep the run (LLMOPS_MAX_SSE_LINE_BYTES raises the bound).
+                self.tail = b""
+                raise http.HttpError(f"stream line longer than {MAX_SSE_LINE} bytes without a newline "
+                                     "(LLMOPS_MAX_SSE_LINE_BYTES raises the bound)")
             data = self.tail + data
         cut = data.rfind(b"\n") + 1
         if cut == 0:
+            if len(data) > MAX_SSE_LINE:
+                self.tail = b""
+                raise http.HttpError(f"stream line longer than {MAX_SSE_LINE} bytes without a newline "
+                                     "(LLMOPS_MAX_SSE_LINE_BYTES raises the bound)")
             self.tail = data
             return
         if cut < len(data):
@@ -344,6 +359,11 @@ class _ChatStream:
         if not end.done and record.finish_reason is None:
             _fail(record, "truncated", "the stream ended without [DONE] or a finish_reason "
                   f"after {record.streamed_tokens} tokens", t)
+            return
+        if record.streamed_tokens == 0 and counts.completion_tokens is None and record.finish_reason is None:
+            # [DONE] alone proves nothing: events we could not read, then [DONE], is no answer.
+            _fail(record, "no_tokens", "the stream ended with [DONE] but no event carried a token, "
+                  "a finish_reason or a token count (malformed events?)", t)
             return
         record.ok = True
 

@@ -35,8 +35,8 @@ import ssl
 import struct
 import subprocess
 import sys
-import time
 import tempfile
+import time
 import urllib.request
 from collections import deque
 from dataclasses import asdict, dataclass, field, fields
@@ -44,10 +44,13 @@ from typing import Any
 
 from aiohttp import web
 
+from llmops.bench.emulator_metrics import DIALECTS as METRICS_DIALECTS
+from llmops.bench.emulator_metrics import Counters
+
 SO_TIMESTAMPNS: int | None = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith("linux") else None)
 _TIMESPEC = struct.Struct("@ll")
 _ANC_SIZE = 64
-FAILURES = ("reset", "close", "hang", "error_event", "truncate")  # and http_NNN
+FAILURES = ("reset", "close", "hang", "error_event", "truncate", "malformed")  # and http_NNN
 
 
 @dataclass
@@ -63,7 +66,7 @@ class Behavior:
     counts: str = "none"  # running counts per event: none | usage (vLLM) | timings (llama.cpp)
     timings: bool = False  # llama.cpp-style timings in the final event
     role_chunk: bool = True  # a first event with the role and empty content, written with the first token
-    failure: str | None = None  # http_NNN | reset | close | hang | error_event | truncate
+    failure: str | None = None  # http_NNN | reset | close | hang | error_event | truncate | malformed
     fail_after: int = 0  # tokens sent before a mid-stream failure; -1: hang before the response head
     fail_delay: float = 0.0  # http_NNN: seconds before answering
     error_text: str = "emulated failure"
@@ -107,6 +110,7 @@ class EmulatorConfig:
     template_tokens: int = 5  # prompt tokens a "chat template" adds around the messages
     api_key: str | None = None  # when set, other keys get 401 (with the key they sent quoted back)
     reject_extras: bool = False  # 400 for non-standard fields (timings_per_token, continuous_usage_stats)
+    metrics: str | None = None  # GET /metrics in this dialect: llama.cpp | vllm | garbled; None: 501 as llama-server
 
     def behavior_for(self, index: int, prompt: str) -> Behavior:
         behavior = self.default
@@ -116,7 +120,7 @@ class EmulatorConfig:
         return behavior
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EmulatorConfig":
+    def from_dict(cls, data: dict[str, Any]) -> EmulatorConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -143,6 +147,11 @@ class LogEntry:
     prompt_tokens: int = 0
     status: int = 200
     failure: str | None = None
+    # the sampling fields the request carried, so tests can check what a client sent
+    sampling: dict[str, Any] = field(default_factory=dict)
+
+
+SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "repetition_penalty", "seed")
 
 
 def count_words(text: str) -> int:
@@ -229,6 +238,7 @@ class Emulator:
         self.sockets: dict[int, _StampedSocket] = {}
         self.created = int(time.time())
         self._burst_cache: dict[tuple, bytes] = {}
+        self.counters = Counters()
 
     def reconfigure(self, config: EmulatorConfig) -> None:
         self.config = config
@@ -236,6 +246,7 @@ class Emulator:
         self.log = []
         self.slots = _Slots(config.slots)
         self._burst_cache.clear()
+        self.counters = Counters()  # a reconfigured emulator is a restarted server
 
     # -- serving -----------------------------------------------------------------------------
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -250,6 +261,12 @@ class Emulator:
             text = doc.get("content") if "content" in doc else doc.get("prompt", "")
             n = count_words(str(text))
             return web.json_response({"tokens": list(range(1000, 1000 + n)), "count": n})
+        if path == "/metrics" and method == "GET":
+            if self.config.metrics not in METRICS_DIALECTS:
+                return web.json_response({"error": {"message": "This server does not support metrics endpoint.",
+                                                    "code": 501}}, status=501)
+            return web.Response(text=self.counters.render(self.config.metrics, self.config.model),
+                                content_type="text/plain")
         if path in ("/health", "/v1/health"):
             return web.json_response({"status": "ok"})
         if path == "/emulator/log" and method == "GET":
@@ -287,7 +304,8 @@ class Emulator:
         config = self.config
         behavior = config.behavior_for(index, prompt)
         entry = LogEntry(index, f"chatcmpl-{index}", t_arrival, t_handler, arrival_stamped=stamped,
-                         prompt_tokens=count_words(prompt) + config.template_tokens)
+                         prompt_tokens=count_words(prompt) + config.template_tokens,
+                         sampling={k: body[k] for k in SAMPLING_FIELDS if k in body})
         self.log.append(entry)
 
         if config.api_key is not None:
@@ -375,8 +393,12 @@ class Emulator:
     def _final_events(self, entry: LogEntry, behavior: Behavior, n: int, want_usage: bool) -> bytes:
         extra = ""
         if behavior.timings:
+            # as the pinned llama-server: predicted_ms runs from the first token to the last, and
+            # predicted_per_second is the n - 1 decode steps over it (docs/metrics.md)
+            ms = max(n - 1, 0) * behavior.gap * 1000
+            pps = (n - 1) / ms * 1000 if ms > 0 else 0.0
             extra = (f',"timings":{{"cache_n":0,"prompt_n":{entry.prompt_tokens},"prompt_ms":1.0,'
-                     f'"predicted_n":{n},"predicted_ms":{n * behavior.gap * 1000:.3f}}}')
+                     f'"predicted_n":{n},"predicted_ms":{ms:.3f},"predicted_per_second":{pps:.3f}}}')
         elif behavior.counts != "none":
             extra = self._count_extra(behavior, entry, n)
         out = self._event(entry, "{}", finish="length", extra=extra)
@@ -420,7 +442,15 @@ class Emulator:
             return
         if not plan:
             transport.write(_frame(self._final_events(entry, behavior, 0, want_usage)))
+        self._count(entry, n)
         await resp.write_eof()
+
+    def _count(self, entry: LogEntry, n: int) -> None:
+        """Into /metrics, as a server counts a finished request: its decode time from its first
+        token written to its last."""
+        first, last = entry.t_first_write, entry.t_last_write
+        decode = last - first if first is not None and last is not None else 0.0
+        self.counters.add(n, entry.prompt_tokens, decode, (last or entry.t_arrival) - entry.t_arrival)
 
     def _wrote(self, entry: LogEntry, behavior: Behavior, start: int, k: int) -> None:
         t = time.perf_counter()
@@ -451,6 +481,10 @@ class Emulator:
             await resp.write_eof()
         elif failure == "truncate":
             await resp.write_eof()
+        elif failure == "malformed":  # events no client can read, then a well-formed end
+            transport.write(_frame(b"data: {\"choices\": [{\"delta\": \n\ndata: not json at all\n\n"
+                                   b"data: [DONE]\n\n"))
+            await resp.write_eof()
 
     async def _burst(self, entry: LogEntry, behavior: Behavior, n: int, want_usage: bool,
                      transport: asyncio.Transport, resp: web.StreamResponse) -> None:
@@ -471,12 +505,14 @@ class Emulator:
         t = time.perf_counter()
         entry.t_first_write = entry.t_last_write = t
         entry.tokens_sent = n
+        self._count(entry, n)
         await resp.write_eof()
 
     def _whole(self, entry: LogEntry, behavior: Behavior, n: int) -> web.Response:
         text = "".join(self._token_text(entry, i) for i in range(behavior.reasoning_tokens, n))
         p = entry.prompt_tokens
         entry.tokens_sent = n
+        self._count(entry, n)
         return web.json_response({
             "id": entry.response_id, "object": "chat.completion", "created": self.created,
             "model": self.config.model,
@@ -549,6 +585,10 @@ def _config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         config.slots = args.slots
     if args.model:
         config.model = args.model
+    if config.api_key is None:
+        # Like llama-server (LLAMA_API_KEY) and vLLM (VLLM_API_KEY): a key from the environment, so a
+        # backend's api_key reaches the emulator without showing on its command line (`ps`).
+        config.api_key = os.environ.get("LLAMA_API_KEY") or os.environ.get("VLLM_API_KEY") or None
     return config
 
 
@@ -655,7 +695,7 @@ class EmulatorProcess:
             self.proc.stdout.close()
         self.stderr.close()
 
-    def __enter__(self) -> "EmulatorProcess":
+    def __enter__(self) -> EmulatorProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:

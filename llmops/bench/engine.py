@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from llmops.bench import http, metrics, prompts
+from llmops.bench import http, metrics, prompts, scrape, servermetrics, stats
 from llmops.bench.client import Clock, Prompt, RequestOptions, RequestRecord, Session, send, split_url
 from llmops.errors import LlmopsError
 
@@ -83,6 +83,21 @@ class Bench:
     preflight: bool = True
     prewarm: bool = True  # open each level's connections before it starts (see http.Pool.prewarm)
     prewarm_limit: int = 4096
+    # Repetitions of each level (docs/metrics.md, "Repetitions"): a fixed count, or with
+    # `adaptive` more of them (up to `max_repeat`, within `repeat_budget_s` per level) until the
+    # Gen TPS interval is within `precision` of its median.
+    repeat: int = 1
+    adaptive: bool = False
+    max_repeat: int = 10
+    precision: float = stats.DEFAULT_PRECISION
+    repeat_budget_s: float | None = None
+    warmup_request: bool = False  # one short real request before the first level, not counted
+    # Called before and after each repetition; what it returns at "end" is the host's noise for
+    # that repetition (host_noise), merged into the level.
+    on_repeat: Callable[[LevelPlan, int, str], dict[str, Any] | None] | None = None
+    # Path of the server's Prometheus page (llama-server --metrics, vLLM): scraped before and
+    # after each repetition, the deltas go to `server.metrics` (servermetrics.py). None: not read.
+    metrics_path: str | None = None
 
     async def run(self, on_level_result: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
         """All levels, one after another; `on_level_result` sees each level as soon as it is done."""
@@ -102,9 +117,11 @@ class Bench:
             if self.preflight:
                 await self._preflight(session)
             source = await self._prompt_source(session)
+            if self.warmup_request:
+                await self._warmup_request(session, source)
             levels = []
             for plan in level_plans(self.load):
-                level = await self.run_level(session, source, plan)
+                level = await self.run_repeated(session, source, plan)
                 levels.append(level)
                 if on_level_result is not None:
                     on_level_result(level)
@@ -112,6 +129,56 @@ class Bench:
             self.calibration["kernel_timestamps"] = session.pool.stamped
             self.calibration["unstamped_reads"] = session.pool.unstamped_reads
             return levels
+
+    async def run_repeated(self, session: Session, source: prompts.PromptSource, plan: LevelPlan) -> dict[str, Any]:
+        """One level, repeated; the result carries every repetition and the medians."""
+        repeats: list[dict[str, Any]] = []
+        t0 = time.monotonic()
+        limit = self.max_repeat if self.adaptive else self.repeat
+        while True:
+            if self.on_repeat is not None:
+                self.on_repeat(plan, len(repeats), "start")
+            rep = await self.run_level(session, source, plan)
+            rep["repeat"] = len(repeats)
+            if self.on_repeat is not None:
+                noise = self.on_repeat(plan, len(repeats), "end")
+                if noise:
+                    rep["host_noise"] = noise
+            rep["flags"] = stats.repetition_flags(rep)
+            repeats.append(rep)
+            if rep["succeeded"] == 0:  # nothing to average; the next repetition would fail alike
+                break
+            if len(repeats) >= limit:
+                break
+            if self.adaptive and len(repeats) >= max(self.repeat, 2):
+                if stats.precise_enough(stats.interval([r["gen_tps"] for r in repeats]), self.precision):
+                    break
+                if self.repeat_budget_s is not None:
+                    spent = time.monotonic() - t0
+                    if spent + spent / len(repeats) > self.repeat_budget_s:
+                        break
+        level = stats.combine(repeats)
+        if self.adaptive:
+            gen = level["stats"].get("gen_tps") if "stats" in level else None
+            reached = gen is not None and stats.precise_enough(gen, self.precision)
+            level["precision"] = {"target": self.precision, "reached": reached,
+                                  "relative_half_width": stats.relative_half_width(gen) if gen else None}
+            if not reached:
+                level.setdefault("flags", []).append(
+                    f"imprecise: Gen TPS interval not within {100 * self.precision:g} % after "
+                    f"{len(repeats)} repetitions")
+        return level
+
+    async def _warmup_request(self, session: Session, source: prompts.PromptSource) -> None:
+        """A short request shaped like the benchmark's, so the first level does not pay a cold
+        cache (first kernels, allocator growth); not recorded, not counted."""
+        prompt = source.next()
+        prompt = replace(prompt, max_tokens=min(prompt.max_tokens or 16, 16))
+        rec = RequestRecord(level=-1, concurrency=1, index=0, phase="calibration")
+        t = time.monotonic()
+        await send(session, self.opts, prompt, rec)
+        self.calibration["warmup_request"] = {"ok": rec.ok, "seconds": round(time.monotonic() - t, 3),
+                                              "error": rec.error}
 
     async def _preflight(self, session: Session) -> None:
         """One 2-token request: does the server take our body as it is, or only without extras?"""
@@ -168,6 +235,9 @@ class Bench:
                 self.on_record(record)
 
         shape = self.load.shape
+        metrics_url = self.base_url.rstrip("/") + self.metrics_path if self.metrics_path else None
+        # before the connections are opened: the scrape's own connection joins the pool
+        before = await scrape.scrape(session, metrics_url, self.opts.api_key) if metrics_url else None
         if self.prewarm:
             want = max(plan.concurrency, self.load.warmup if shape == "burst" else 0) or 1
             await session.pool.prewarm(target, min(want, self.prewarm_limit))
@@ -190,6 +260,10 @@ class Bench:
         result["shape"] = shape
         result["t_start"], result["t_end"] = t_start, t_end
         result["warmup_requests"] = sum(1 for r in records if r.phase == "warmup")
+        if metrics_url and before is not None:
+            client = servermetrics.client_window(records)
+            after, tries = await scrape.scrape_after(session, metrics_url, before, client, self.opts.api_key)
+            result.setdefault("server", {})["metrics"] = servermetrics.level_block(before, after, client, tries + 1)
         for r in records:  # token arrival arrays are only needed for the level's figures
             r.chunk_times = r.chunk_times[:0]
             r.chunk_tokens = r.chunk_tokens[:0]
@@ -288,7 +362,7 @@ class Tokenizer:
         if base is None:
             return None
         lengths = await asyncio.gather(*(self.tokenize("a " + w) for w in prompts.WORDS))
-        chosen = [w for w, ids in zip(prompts.WORDS, lengths) if ids is not None and len(ids) - len(base) == 1]
+        chosen = [w for w, ids in zip(prompts.WORDS, lengths, strict=False) if ids is not None and len(ids) - len(base) == 1]
         if len(chosen) < 50:
             return None
         sample = chosen[:200]

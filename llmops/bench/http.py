@@ -83,7 +83,7 @@ class Target:
     prefix: str = ""
 
     @classmethod
-    def from_url(cls, url: str) -> "Target":
+    def from_url(cls, url: str) -> Target:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
             raise ValueError(f"{url!r}: only http:// and https:// URLs are supported")
@@ -385,7 +385,7 @@ def keep_timestamping_on() -> socket.socket | None:
 class Connection:
     """One keep-alive connection; one exchange at a time."""
 
-    def __init__(self, pool: "Pool", target: Target, sock: socket.socket, tls: ssl.SSLObject | None,
+    def __init__(self, pool: Pool, target: Target, sock: socket.socket, tls: ssl.SSLObject | None,
                  bio_in: ssl.MemoryBIO | None, bio_out: ssl.MemoryBIO | None):
         self.pool = pool
         self.target = target
@@ -561,7 +561,7 @@ class Connection:
     def alive(self) -> bool:
         """An idle connection the server has not closed (no EOF or stray bytes waiting)."""
         try:
-            peek = self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return True
         except OSError:

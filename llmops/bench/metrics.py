@@ -173,7 +173,55 @@ def level_metrics(records: list[RequestRecord], *, concurrency: int, level_index
         level["goodput_rps"] = good / total_s if total_s > 0 else 0.0
         level["goodput_requests"] = good
     level["errors"] = error_groups(failed)
+    server = server_crosscheck(ok)
+    if server:
+        level["server"] = server
     return level
+
+
+# Client and server disagreeing by more than this on generation speed means something between
+# them (the client's own CPU, a tunnel, a proxy) is the bottleneck, not the server.
+DISAGREE_PCT = 10.0
+
+
+def server_crosscheck(ok: list[RequestRecord]) -> dict[str, Any] | None:
+    """The server's own per-response speeds (llama-server `timings`) beside ours.
+
+    Compared per request on decode speed, both sides on one definition: tokens after the first
+    over the time from the first token to the last. Ours is 1/TPOT (as received). The server's
+    is `(predicted_n - 1) / predicted_ms`, computed here rather than taken from its
+    `predicted_per_second`: the pinned llama-server (11434.0.0) divides those same n - 1 decode
+    steps by predicted_ms, but older builds divided all n tokens by it, which reads n/(n-1)
+    faster (docs/metrics.md, "Cross-check with the server"). Medians over the level's requests;
+    None when the server sent no timings.
+    """
+    server_decode, client_decode, server_prefill = [], [], []
+    unmeasured = 0
+    for r in ok:
+        t = r.server_timings
+        n, ms = t.get("predicted_n"), t.get("predicted_ms")
+        pps = (n - 1) / ms * 1000.0 if n and n >= 2 and ms and ms > 0 else t.get("predicted_per_second")
+        if not pps:
+            continue
+        server_decode.append(float(pps))
+        if t.get("prompt_per_second"):
+            server_prefill.append(float(t["prompt_per_second"]))
+        # The server's figure stands on its own; ours needs the tokens to arrive apart. A tunnel
+        # or proxy that hands the whole response over in one read leaves nothing to time.
+        if r.tpot is None or r.tpot <= 0:
+            unmeasured += 1
+        else:
+            client_decode.append(1.0 / r.tpot)
+    if not server_decode:
+        return None
+    srv = percentile(sorted(server_decode), 50)
+    cli = percentile(sorted(client_decode), 50) if client_decode else None
+    out: dict[str, Any] = {"source": "timings", "requests": len(server_decode),
+                           "server_decode_tps_p50": srv, "client_decode_tps_p50": cli,
+                           "server_prompt_tps_p50": percentile(sorted(server_prefill), 50),
+                           "client_unmeasured": unmeasured}
+    out["decode_disagree_pct"] = (cli - srv) / srv * 100.0 if srv and cli is not None else None
+    return out
 
 
 def _sources(records: list[RequestRecord]) -> dict[str, int]:

@@ -20,8 +20,8 @@ from typing import Any
 
 from llmops.errors import ExecutionError
 from llmops.execute.runner import CommandResult, LineStream, Runner, pid_alive
-from llmops.shell import HostPath, shell_word
 from llmops.provision.steps import HostFile, agent_file, tinymodel_file
+from llmops.shell import HostPath, shell_word
 
 
 def q(path: str) -> str:

@@ -6,10 +6,9 @@ import concurrent.futures
 from typing import Any
 
 from llmops.errors import ConnectError, ExecutionError
-from llmops.execute.agent import Agent
 from llmops.execute.console import Console
-from llmops.execute.runner import connect
 from llmops.execute.server import Server, command_hash
+from llmops.execute.session import HostSession
 from llmops.plan.model import Plan
 
 
@@ -19,13 +18,10 @@ def diff(plan: Plan, console: Console, forks: int = 5) -> dict[str, list[dict[st
     out: dict[str, list[dict[str, Any]]] = {}
 
     def one(host) -> list[dict[str, Any]]:  # noqa: ANN001
-        runner = connect(host)
-        agent = Agent(runner, by_host[host.name][0].cache_dir, host.python)
-        try:
-            agent.install()
+        with HostSession(host, by_host[host.name][0].cache_dir) as session:
             changes = []
             for cell in by_host[host.name]:
-                state = Server(cell, runner, agent, "").read_state()
+                state = Server(cell, session.runner, session.agent, "").read_state()
                 if state is None:
                     changes.append({"cell": cell.name, "action": "start", "command": cell.display_command})
                 elif state.get("hash") == command_hash(cell):
@@ -34,9 +30,6 @@ def diff(plan: Plan, console: Console, forks: int = 5) -> dict[str, list[dict[st
                     changes.append({"cell": cell.name, "action": "replace", "pid": state["pid"],
                                     "old": state.get("command"), "command": cell.display_command})
             return changes
-        finally:
-            agent.close()
-            runner.close()
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(forks, len(plan.hosts) or 1))) as pool:
         futures = {pool.submit(one, h): h for h in plan.hosts}

@@ -25,7 +25,8 @@ class Sampler:
         self.server = server
         self.remote_out = f"{remote_dir}/memory.jsonl"
         self.interval = interval
-        self.collectors = {c.name: c for c in collectors}
+        # configure(): a collector set up for this play (the sysfs root of sysfs-power)
+        self.collectors = {c.name: (c.configure(telemetry) if hasattr(c, "configure") else c) for c in collectors}
         self.telemetry = telemetry
         self.pid: int | None = None
         self.stopped = False  # set when the server's stop call already stopped the sampler
@@ -34,7 +35,8 @@ class Sampler:
     def spec(self) -> dict:
         """What the agent's `launch` needs to start this sampler right after the server."""
         return {"out": self.remote_out, "interval": self.interval, "tool_timeout": self.telemetry.tool_timeout,
-                "collectors": [f"{name}={self.telemetry.interval}:{c.command()}" for name, c in self.collectors.items()]}
+                "collectors": [f"{name}={self.telemetry.interval}:{c.command()}" for name, c in self.collectors.items()],
+                "container": self.server.container}
 
     def start(self) -> None:
         """Start the sampler on its own (for a server we did not start: one left running)."""
@@ -43,6 +45,8 @@ class Sampler:
                 "--interval", str(self.interval), "--tool-timeout", str(self.telemetry.tool_timeout)]
         for name, collector in self.collectors.items():
             args += ["--collector", f"{name}={self.telemetry.interval}:{collector.command()}"]
+        if self.server.container:
+            args += ["--container", self.server.container]
         inner = self.agent.command(*args)
         doc = self.agent.call("start", "--no-stamp", "--log", self.remote_out + ".log", "--command", inner,
                               timeout=60, check=False)
@@ -62,6 +66,23 @@ class Sampler:
             doc.update({"kind": "tool", "collector": name})  # "t" is the host's clock, as in the sampler
             lines.append(json.dumps(doc))
         return lines
+
+    def power_collectors(self) -> list[str]:
+        return [n for n, c in self.collectors.items() if getattr(c, "measures", "memory") == "power"]
+
+    def probe_power(self) -> bool:
+        """Read every power collector once now (kept as samples); True if any gave a reading, so
+        the idle wait is spent only where power can be measured."""
+        names = self.power_collectors()
+        if not names:
+            return False
+        lines = self._run_once(names)
+        self.snapshots += lines
+        for sample in gpumem.read_tool_samples(lines, self.collectors, self.agent.clock_offset):
+            for d in sample.telemetry.devices if sample.telemetry else []:
+                if d.get("power_watts") is not None or d.get("energy_uj") is not None:
+                    return True
+        return False
 
     def process_collectors(self) -> list[str]:
         return [n for n in self.collectors if n in PROCESS_COLLECTORS]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import socket
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +22,7 @@ from typing import Any
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay
 
+from llmops import secrets as secret_rule
 from llmops.errors import ExecutionError, ServerFailed
 from llmops.execute.agent import Agent, q
 from llmops.execute.runner import Runner
@@ -35,6 +36,9 @@ class NotReady(Exception):
 
 class Exited(Exception):
     pass
+
+
+PHASE_EVERY_S = 2.0
 
 
 def poll_interval(state: RetryCallState) -> float:
@@ -61,25 +65,32 @@ class StopReport:
 
 
 class Server:
-    def __init__(self, cell: Cell, runner: Runner, agent: Agent, remote_dir: str):
+    def __init__(self, cell: Cell, runner: Runner, agent: Agent, remote_dir: str, run_id: str = "run"):
         self.cell = cell
         self.runner = runner
         self.agent = agent
         self.remote_dir = remote_dir
+        self.run_id = safe_name(run_id)
         self.log_path = f"{remote_dir}/server.log"
-        self.lease_path = f"{remote_dir}/lease"
+        # One lease per run, in the server's own folder: a run that reuses the server adds its
+        # own beside the first one's, and the host stops the server when all of them are stale.
+        self.lease_path = f"{remote_dir}/leases/{self.run_id}"
         self.pid: int | None = None
         self.sid: int | None = None  # session of the server: our log keeper leads it
         self.starttime: int | None = None  # with the PID, tells this process from a later one
         self.t_spawn: float | None = None  # controller clock
         self.known_pids: set[int] = set()
+        self.container: str | None = None  # "ENGINE:NAME" when the server runs in a container
+        self.container_pid: int | None = None  # its init, as the host sees it
+        self.cgroup: dict[str, Any] | None = None  # the container's cgroup memory at the last procs()
+        self.launcher_procs: list[dict[str, Any]] = []  # the container CLI's tree (not the server)
 
     # --- start -------------------------------------------------------------------------------
 
     MIN_FREE_KB = 20 * 1024  # logs and samples need some room; a full disk is a clear error up front
 
     def start(self, sample: dict[str, Any] | None = None, *, restart: bool = False,
-              prestart: str | None = None) -> dict[str, Any]:
+              prestart: str | None = None, on_expiry: str | None = None) -> dict[str, Any]:
         """Check disk and port, start the server (and its sampler), record it: one round trip.
 
         When llmops left a server running on this port, nothing starts: the answer says
@@ -95,7 +106,7 @@ class Server:
             "min_free_kb": self.MIN_FREE_KB, "state_path": self.state_path,
             "state": {"hash": command_hash(self.cell), "cell": self.cell.name, "command": self.cell.display_command,
                       "remote_dir": self.remote_dir},
-            "sample": sample, "restart": restart, "prestart": prestart,
+            "sample": sample, "restart": restart, "prestart": prestart, "on_expiry": on_expiry,
         }
         doc = self.agent.call("launch", stdin=json.dumps(spec), timeout=300, check=False)
         if doc.get("reuse") or doc.get("error_kind") == "occupied":
@@ -134,12 +145,18 @@ class Server:
         self.pid, self.sid, self.starttime = int(state["pid"]), int(state["sid"]), state.get("starttime")
         self.remote_dir = state.get("remote_dir") or self.remote_dir
         self.log_path = f"{self.remote_dir}/server.log"
-        self.lease_path = f"{self.remote_dir}/lease"
+        self.lease_path = f"{self.remote_dir}/leases/{self.run_id}"
         self.t_spawn = None
         self.known_pids.add(self.pid)
 
+    def take_lease(self) -> None:
+        """Our own lease on a server another run started, beside that run's (never instead of it)."""
+        folder = self.lease_path.rsplit("/", 1)[0]
+        self.runner.run(f"mkdir -p {q(folder)} && touch {q(self.lease_path)}", timeout=60)
+
     def release_lease(self) -> None:
-        """Leave the server running after we go: without a lease file the host enforces nothing."""
+        """Leave the server running after we go: only our own lease goes; once no run holds one,
+        the host enforces nothing (a run still holding one keeps its dead-man switch)."""
         self.runner.run(f"rm -f {q(self.lease_path)}", timeout=60)
 
     # --- readiness ---------------------------------------------------------------------------
@@ -150,7 +167,9 @@ class Server:
         return self.agent.alive(self.pid)
 
     def wait_ready(self, host: str, port: int, timeout: float,
-                   check_cancel: Callable[[], None] | None = None) -> float:
+                   check_cancel: Callable[[], None] | None = None,
+                   on_phase: Callable[[str], None] | None = None,
+                   phases: dict[str, re.Pattern[str]] | None = None) -> float:
         """Block until GET health answers 200; return seconds from spawn to that answer.
 
         Between probes the server must still be alive, else we fail at once. On a remote host
@@ -161,10 +180,17 @@ class Server:
         path = self.cell.health_path
         every = 0.0 if self.runner.host.is_local else 0.25
         last_alive_check = [0.0]
+        # on_phase hears the latest startup milestone found in the log (vLLM: weights loaded,
+        # compiled, KV cache ready...), looked up every PHASE_EVERY_S at most.
+        next_phase = [time.monotonic() + PHASE_EVERY_S]
+        t_wait = time.monotonic()
 
         def probe() -> None:
             if check_cancel is not None:
                 check_cancel()
+            if on_phase is not None and time.monotonic() >= next_phase[0]:
+                next_phase[0] = time.monotonic() + PHASE_EVERY_S
+                on_phase(f"starting: {self.startup_phase(phases or {})} ({time.monotonic() - t_wait:.0f} s)")
             status = http_status(host, port, path, timeout=2.0)
             if status == 200:
                 return
@@ -212,6 +238,15 @@ class Server:
 
     # --- logs --------------------------------------------------------------------------------
 
+    def startup_phase(self, phases: dict[str, re.Pattern[str]]) -> str:
+        """The last milestone the log shows so far, as words ("kv cache ready"), or "waiting"."""
+        tail = self.runner.run(f"tail -c 65536 {q(self.log_path)} 2>/dev/null", timeout=30).stdout
+        reached = "waiting for health"
+        for name, rx in phases.items():  # in startup order
+            if rx.search(tail):
+                reached = name.removesuffix("_s").replace("_", " ")
+        return reached
+
     def log_tail(self, lines: int = 30) -> str:
         result = self.runner.run(f"tail -n {int(lines)} {q(self.log_path)} 2>/dev/null", timeout=30)
         return scrub(result.stdout.rstrip(), self.cell.secrets)
@@ -240,8 +275,15 @@ class Server:
         args = ["procs", str(self.pid), "--sid", str(self.sid)]
         if self.known_pids:
             args += ["--known", *[str(p) for p in sorted(self.known_pids)]]
+        if self.container:
+            args += ["--container", self.container]
         doc = self.agent.call(*args, timeout=60)
         procs = list(doc.get("procs", []))
+        if self.container:
+            self.container_pid = doc.get("container_pid")
+            self.cgroup = doc.get("cgroup")
+            self.launcher_procs = list(doc.get("launcher") or [])
+            self.known_pids |= {int(p["pid"]) for p in self.launcher_procs}
         self.known_pids |= {int(p["pid"]) for p in procs}
         return procs
 
@@ -253,10 +295,8 @@ def command_hash(cell: Cell) -> str:
 
 
 def scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    """Host logs: the cell's own secrets plus every registered one (llmops.secrets, the one rule)."""
+    return secret_rule.scrub(text, secrets)
 
 
 def http_status(host: str, port: int, path: str, timeout: float = 2.0) -> int | str:
@@ -269,7 +309,7 @@ def http_status(host: str, port: int, path: str, timeout: float = 2.0) -> int | 
         return "connection refused"
     except (ConnectionResetError, http.client.RemoteDisconnected, http.client.BadStatusLine):
         return "connection closed"
-    except socket.timeout:
+    except TimeoutError:
         return "timeout"
     except OSError as exc:
         return f"{type(exc).__name__}"

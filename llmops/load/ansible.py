@@ -5,7 +5,12 @@ the same source (tests/inventory compares them on a corpus against the installed
 this module follows what ansible-core does, including its odd corners:
 
 * A file is tried as YAML first when its extension is empty, .yml, .yaml or .json (JSON is tried
-  before YAML, as Ansible's loader does), then as INI; .toml and inventory plugins/scripts are refused.
+  before YAML, as Ansible's loader does), then as INI; .toml is TOML. Empty files are empty
+  inventories, `a,b,` is a host list, several sources merge in order (load_sources).
+* Inventory plugin configs and scripts are read by running ansible-inventory (llmops.load.ansible_tools)
+  and taking its JSON; whole-file Ansible Vault through ansible-vault.
+* Connection values are rendered with the magic variables llmops can supply; a host whose values
+  cannot be used stays listed as given, and is an error only when selected (AnsibleInventory.select).
 * YAML is read as YAML 1.1 by PyYAML, the loader Ansible uses (`yes`/`on` are booleans, `0755` is
   octal, `1e3` is a string), with `!unsafe` and `!vault` kept as marked strings.
 * INI values on host lines *and* in `[g:vars]` go through `ast.literal_eval` (ansible-core 2.19; the
@@ -30,21 +35,26 @@ import shlex
 import string
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
 from llmops.errors import ConfigError, Problem
+from llmops.limits import MAX_HOSTS, MAX_RANGE_HOSTS
+from llmops.load import ansible_tools
+from llmops.load.ansible_tools import VaultSecret
+from llmops.load.ansible_vault import InlineVault, VaultText, vault_text
 from llmops.load.inventory import Host, Inventory
-from llmops.load.yamlsrc import MAX_BYTES, MAX_NODES, Located
+from llmops.load.validate import safe_name
+from llmops.load.yamlsrc import MAX_NODES, Located, read_bounded
 
 Where = tuple[str, int, int]  # file, line, column (1-based) of a definition
 
 YAML_EXTENSIONS = ("", ".yml", ".yaml", ".json")  # what Ansible's yaml plugin and vars files accept
 LOCALHOST_NAMES = ("localhost", "127.0.0.1", "::1")  # names Ansible may create an implicit localhost for
-MAX_RANGE_HOSTS = 100_000  # one host pattern may not expand beyond this (Ansible has no limit; we want no OOM)
 
 # Files Ansible skips inside a folder source: hidden ones, the vars folders, and these endings.
 _SKIPPED_IN_FOLDER = re.compile(
@@ -58,10 +68,6 @@ class UnsafeText(str):
     """A string marked `!unsafe` in YAML: Ansible never templates it, and prints it as {"__ansible_unsafe": ...}."""
 
 
-class VaultText(str):
-    """An `!vault` ciphertext, kept as it is: llmops does not decrypt Ansible Vault."""
-
-
 @dataclass
 class AnsibleInventory(Inventory):
     """An Inventory read from Ansible sources, keeping what `ansible-inventory` prints.
@@ -73,9 +79,18 @@ class AnsibleInventory(Inventory):
     direct_hosts: dict[str, list[str]] = field(default_factory=dict)
     warnings: list[Problem] = field(default_factory=list)
     implicit_hosts: dict[str, Host] = field(default_factory=dict)
+    # Hosts whose connection values could not be rendered: an error only once a play uses them.
+    unusable: dict[str, ConfigError] = field(default_factory=dict)
 
     def select(self, pattern: str) -> list[Host]:
         """As Inventory.select, plus Ansible's implicit localhost when a pattern names it and no host does."""
+        selected = self._select(pattern)
+        problems = [p for h in selected if h.name in self.unusable for p in self.unusable[h.name].problems]
+        if problems:
+            raise ConfigError(problems)
+        return selected
+
+    def _select(self, pattern: str) -> list[Host]:
         selected = super().select(pattern)
         terms = [t.strip() for t in re.split(r"[,:](?![^\[]*\])", pattern or "all") if t.strip()]
         if pattern and pattern.strip() == "::1":
@@ -89,20 +104,70 @@ class AnsibleInventory(Inventory):
         return selected
 
 
-def load(path: str | Path) -> AnsibleInventory:
+def load(path: str | Path, vault: VaultSecret | None = None) -> AnsibleInventory:
     """Read an Ansible inventory file or folder (with its group_vars/ and host_vars/) into an Inventory."""
+    return load_sources([path], vault)
+
+
+def load_sources(paths: list[str | Path], vault: VaultSecret | None = None) -> AnsibleInventory:
+    """Several `-i` sources merged in order into one inventory, as Ansible does: each may be a file,
+    a folder, a host list (`web1,web2,`), a TOML file, or (through ansible-inventory) a plugin config
+    or an inventory script. group_vars/ and host_vars/ are read beside every file source."""
+    builder = _Builder()
+    builder.vault = vault
+    vars_bases: list[Path] = []
+    try:
+        for path in paths:
+            base = _read_source(str(path), builder)
+            if base is not None and base not in vars_bases:
+                vars_bases.append(base)
+    except _NeedsAnsible as need:
+        # A plugin (constructed...) may build on the hosts of the sources before it: ansible-inventory
+        # gets them all, in order, and its JSON has every group_vars/ and host_vars/ already merged.
+        builder = _Builder()
+        builder.vault = vault
+        _read_list_json(ansible_tools.inventory_list([str(p) for p in paths], need.why, vault, need.source),
+                        need.source, builder)
+        vars_bases = []
+    builder.reconcile()
+    return _resolve(builder, vars_bases, ",".join(str(p) for p in paths))
+
+
+def is_host_list(path: str) -> bool:
+    """`-i web1,web2,` (Ansible's host_list plugin): a comma and no such file."""
+    return "," in path and not os.path.exists(path)
+
+
+def _read_source(path: str, builder: _Builder) -> Path | None:
+    """Read one source into builder; return the folder whose group_vars/ and host_vars/ apply."""
+    if is_host_list(path):
+        where: Where = (path, 1, 1)
+        for item in path.split(","):
+            if item.strip():
+                name, port = _split_port(item.strip())
+                builder.add_host(name, "ungrouped", port, where)
+        return None
     source = Path(path)
     if not source.exists():
-        raise ConfigError(Problem(str(path), 1, 1, "inventory not found", "an inventory file or folder"))
-    builder = _Builder()
+        raise ConfigError(Problem(path, 1, 1, "inventory not found", "an inventory file or folder, or a host list 'a,b,'"))
     if source.is_dir():
         _read_folder(source, builder)
-        vars_base = source
-    else:
+        return source
+    try:
         _read_file(source, builder, in_folder=False)
-        vars_base = source.parent
-    builder.reconcile()
-    return _resolve(builder, vars_base, str(path))
+    except _NeedsAnsible as need:
+        need.source = path
+        raise
+    return source.parent
+
+
+class _NeedsAnsible(Exception):
+    """A source that only ansible-core can read (a plugin config or a script)."""
+
+    def __init__(self, why: str):
+        super().__init__(why)
+        self.why = why
+        self.source = ""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -141,6 +206,7 @@ class _Builder:
         self.groups: dict[str, _Group] = {}
         self.hosts: dict[str, _HostEntry] = {}
         self.warnings: list[Problem] = []
+        self.vault: VaultSecret | None = None
         nowhere: Where = ("<implicit>", 1, 1)
         self.add_group("all", nowhere)
         self.add_group("ungrouped", nowhere)
@@ -156,6 +222,10 @@ class _Builder:
     def add_host(self, name: str, group: str | None, port: int | None, where: Where) -> None:
         if not name:
             raise ConfigError(_problem(where, "empty host name", "a host name"))
+        _check_host_name(name, where)
+        if name not in self.hosts and len(self.hosts) >= MAX_HOSTS:
+            raise ConfigError(_problem(where, f"inventory has more than {MAX_HOSTS} hosts",
+                                       "fewer hosts (LLMOPS_MAX_HOSTS raises the bound)"))
         host = self.hosts.get(name)
         if host is None:
             host = self.hosts[name] = _HostEntry(name, where)
@@ -163,9 +233,10 @@ class _Builder:
                 host.vars["ansible_port"] = int(port)
                 host.origins["ansible_port"] = where
         if group is not None:
-            members = self.groups[group].hosts
-            if name not in members:
-                members.append(name)
+            # host.groups mirrors group membership and stays short; testing it instead of the
+            # group's member list keeps a 10,000-host range linear (the list test was quadratic).
+            if group not in host.groups:
+                self.groups[group].hosts.append(name)
                 host.groups.append(group)
 
     def ancestors(self, group: str) -> set[str]:
@@ -226,20 +297,31 @@ class _Builder:
             if name != "all" and not group.parents:
                 self.add_child("all", name, group.where)
         ungrouped = self.groups["ungrouped"]
+        leaving: set[str] = set()  # removed in one pass below: list.remove per host is quadratic
         for name, host in self.hosts.items():
             elsewhere = [g for g in host.groups if g not in ("all", "ungrouped")]
             if elsewhere and "ungrouped" in host.groups:
-                ungrouped.hosts.remove(name)
+                leaving.add(name)
                 host.groups.remove("ungrouped")
             elif not elsewhere and "ungrouped" not in host.groups:
                 ungrouped.hosts.append(name)
                 host.groups.append("ungrouped")
+        if leaving:
+            ungrouped.hosts = [name for name in ungrouped.hosts if name not in leaving]
 
-    def snapshot(self) -> "_Builder":
+    def snapshot(self) -> _Builder:
         return copy.deepcopy(self)
 
-    def restore(self, other: "_Builder") -> None:
+    def restore(self, other: _Builder) -> None:
         self.groups, self.hosts, self.warnings = other.groups, other.hosts, other.warnings
+
+
+def _check_host_name(name: str, where: Where) -> None:
+    """Host names become folders in the run directory: one safe path component (NAME_RULE)."""
+    try:
+        safe_name(name)
+    except ValueError as exc:
+        raise ConfigError(_problem(where, f"host name: {exc}")) from None
 
 
 def _priority(value: Any, where: Where) -> int:
@@ -276,15 +358,20 @@ def _read_file(path: Path, builder: _Builder, *, in_folder: bool) -> None:
     A file alone is an error when no parser takes it; inside a folder it is skipped with a warning,
     as Ansible does (it also warns and goes on).
     """
-    raw = _read_bytes(path)
     name = str(path)
     ext = os.path.splitext(path.name)[1]  # case matters, as in Ansible: .YML is not YAML to it
     try:
+        raw = _plaintext(path, _read_bytes(path), builder.vault)
         if raw.startswith(b"#!") and os.access(path, os.X_OK):
-            raise ConfigError(Problem(name, 1, 1, "this is a dynamic inventory script; llmops does not run them",
-                                      "a static INI or YAML inventory (save the script's --list output as JSON)"))
+            if in_folder:
+                raise ConfigError(Problem(name, 1, 1, "an inventory script inside a folder source is not run",
+                                          "give the script as its own -i source"))
+            raise _NeedsAnsible("an inventory script")
+        if not raw.strip():
+            return  # an empty source is an empty inventory, as for Ansible
         if ext == ".toml":
-            raise ConfigError(Problem(name, 1, 1, "TOML inventories are not supported", "an INI or YAML inventory"))
+            _read_toml(raw, name, builder)
+            return
         yaml_error: ConfigError | None = None
         yaml_was_mapping = False
         if ext in YAML_EXTENSIONS:
@@ -316,8 +403,7 @@ def _try_yaml(raw: bytes, name: str, builder: _Builder) -> tuple[ConfigError | N
         return exc, False
     data = located.data
     if isinstance(data, dict) and data.get("plugin"):  # Ansible's `auto` plugin would take it
-        raise ConfigError(located.problem(("plugin",), f"inventory plugin configuration (plugin: {data['plugin']}) "
-                                          "is not supported", "a static YAML inventory", key=True))
+        raise _NeedsAnsible(f"an inventory plugin configuration (plugin: {data['plugin']})")
     before = builder.snapshot()
     try:
         _YamlInventoryReader(located, builder).read()
@@ -327,15 +413,87 @@ def _try_yaml(raw: bytes, name: str, builder: _Builder) -> tuple[ConfigError | N
     return None, True
 
 
-def _read_bytes(path: Path) -> bytes:
-    name = str(path)
+VAULT_HEADER = b"$ANSIBLE_VAULT;"
+
+
+def _plaintext(path: Path, raw: bytes, vault: VaultSecret | None) -> bytes:
+    """A whole-file Ansible Vault is decrypted through ansible-vault (named, never read as INI)."""
+    if raw.lstrip().startswith(VAULT_HEADER):
+        return ansible_tools.vault_decrypt(str(path), vault)
+    return raw
+
+
+def _read_toml(raw: bytes, name: str, builder: _Builder) -> None:
+    """A TOML inventory (Ansible's toml plugin): the YAML layout, with `children` a list of names."""
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise ConfigError(Problem(name, 1, 1, f"file is {size} bytes, too large", f"at most {MAX_BYTES} bytes"))
-        return path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(Problem(name, 1, 1, f"cannot read file: {exc.strerror}")) from None
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        data = tomllib.loads(_decode(raw, name))
+    except tomllib.TOMLDecodeError as exc:
+        at = re.search(r"line (\d+), column (\d+)", str(exc))  # tomllib puts the position in the text
+        line, col = (int(at[1]), int(at[2])) if at else (1, 1)
+        raise ConfigError(Problem(name, line, col, f"not valid TOML: {str(exc).split(' (at')[0]}",
+                                  "a TOML inventory")) from None
+    if not data:
+        return
+    shaped: dict[str, Any] = {}
+    for group, group_data in data.items():
+        if isinstance(group_data, dict) and "children" in group_data:
+            children = group_data["children"]
+            if not isinstance(children, list):
+                raise ConfigError(Problem(name, 1, 1, f"'children' of group {group!r} is a {_type_name(children)}",
+                                          "a list of group names"))
+            group_data = {**group_data, "children": {str(c): {} for c in children}}
+        shaped[group] = group_data
+    before = builder.snapshot()
+    try:
+        _YamlInventoryReader(Located(name, shaped), builder).read()
+    except ConfigError:
+        builder.restore(before)
+        raise
+
+
+def _read_list_json(data: dict[str, Any], name: str, builder: _Builder) -> None:
+    """The JSON `ansible-inventory --list` prints (a script's format): groups with hosts, children and
+    vars, and `_meta.hostvars` with each host's variables already merged by Ansible."""
+    where: Where = (name, 1, 1)
+    hostvars = (data.get("_meta") or {}).get("hostvars") or {}
+    groups = {g: v for g, v in data.items() if g != "_meta" and isinstance(v, dict)}
+    for group in groups:
+        builder.add_group(group, where)
+    for group, entry in groups.items():
+        for host in entry.get("hosts") or []:
+            builder.add_host(str(host), group if group != "all" else None, None, where)
+        for key, value in (entry.get("vars") or {}).items():
+            builder.set_variable(group, key, value, where)
+    for group, entry in groups.items():
+        for child in entry.get("children") or []:
+            builder.add_group(child, where)
+            builder.add_child(group, child, where)
+    for host, values in hostvars.items():
+        builder.add_host(str(host), None, None, where)
+        for key, value in (values or {}).items():
+            builder.set_variable(str(host), key, _from_list_json(value, where), where)
+
+
+def _from_list_json(value: Any, where: Where) -> Any:
+    """Ansible's JSON markers back to the values they stand for."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return UnsafeText(value["__ansible_unsafe"])
+        if set(value) == {"__ansible_vault"}:
+            return vault_text(value["__ansible_vault"], where)
+        return {k: _from_list_json(v, where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_list_json(v, where) for v in value]
+    return value
+
+
+def _read_bytes(path: Path) -> bytes:
+    # Regular files only, read at most MAX_BYTES + 1 (devices, FIFOs and huge files are refused).
+    return read_bounded(path, str(path))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -371,7 +529,8 @@ def _construct_vault(loader: yaml.SafeLoader, node: yaml.Node) -> VaultText:
     value = _construct_as_if_untagged(loader, node)
     if not isinstance(value, str):
         raise yaml.constructor.ConstructorError(None, None, f"the {node.tag} tag needs a string value", node.start_mark)
-    return VaultText(value)
+    return vault_text(value, (getattr(loader, "llmops_file", "<yaml>"), node.start_mark.line + 1,
+                              node.start_mark.column + 1))
 
 
 _AnsibleYamlLoader.add_constructor("!unsafe", _construct_unsafe)
@@ -415,11 +574,25 @@ def _load_yaml_or_json(raw: bytes, name: str) -> Located:
         located.values, located.keys = shadow.values, shadow.keys
     except ConfigError:
         pass
+    _locate_vault_values(data, (), located)
     return located
+
+
+def _locate_vault_values(value: Any, path: tuple, located: Located) -> None:
+    """JSON's {"__ansible_vault": ...} values get the place they were written at, as YAML's do."""
+    if isinstance(value, VaultText):
+        value.where = _where(located, path)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _locate_vault_values(item, path + (key,), located)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _locate_vault_values(item, path + (i,), located)
 
 
 def _load_yaml(text: str, name: str) -> Located:
     loader = _AnsibleYamlLoader(text)
+    loader.llmops_file = name  # where !vault values say they were written
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
@@ -464,7 +637,7 @@ def _record_positions(loader: yaml.SafeLoader, node: yaml.Node, value: Any, path
                 located.keys[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
                 _record_positions(loader, value_node, value[key], path + (key,), located, count)
     elif isinstance(node, yaml.SequenceNode) and isinstance(value, list):
-        for i, (item_node, item) in enumerate(zip(node.value, value)):
+        for i, (item_node, item) in enumerate(zip(node.value, value, strict=False)):
             _record_positions(loader, item_node, item, path + (i,), located, count)
 
 
@@ -702,9 +875,9 @@ def _ini_value(text: str, where: Where) -> Any:
 
 
 def _ini_plain(value: Any) -> Any:
-    """Keep only variable types: tuples and sets become lists, bytes text, complex and `...` strings."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "surrogateescape")
+    """Keep only variable types: tuples and sets become lists, bytes unsafe text, complex and `...` strings."""
+    if isinstance(value, bytes):  # ansible-core 2.19 marks text that came from bytes as never templated
+        return UnsafeText(value.decode("utf-8", "surrogateescape"))
     if isinstance(value, (list, tuple, set)):
         return [_ini_plain(v) for v in value]
     if isinstance(value, dict):
@@ -789,6 +962,7 @@ def _expand_ranges(pattern: str, out: list[str]) -> None:
         raise _RangeError("zero-padded begin and end must have the same width")
     try:
         step = int(step_text)
+        _check_range_size(begin, end, step, len(out))
         if begin in string.ascii_letters and end in string.ascii_letters:
             first, last = string.ascii_letters.index(begin), string.ascii_letters.index(end)
             if first > last:
@@ -806,6 +980,20 @@ def _expand_ranges(pattern: str, out: list[str]) -> None:
             out.append(name)
         if len(out) > MAX_RANGE_HOSTS:
             raise _RangeError(f"expands to more than {MAX_RANGE_HOSTS} hosts")
+
+
+def _check_range_size(begin: str, end: str, step: int, already: int) -> None:
+    """Size a range from its bounds before building it: `h[1:99999999]` is 20 bytes but would be
+    100 million names (Ansible expands it; we refuse past MAX_RANGE_HOSTS, LLMOPS_MAX_RANGE_HOSTS)."""
+    if step <= 0:
+        raise _RangeError("the step must be a positive integer")
+    if not (begin.isdigit() and end.isdigit()):
+        return  # letters: at most 52 items; anything else fails in int() with its own message
+    if len(begin) > 18 or len(end) > 18:
+        raise _RangeError(f"expands to more than {MAX_RANGE_HOSTS} hosts (LLMOPS_MAX_RANGE_HOSTS raises the bound)")
+    count = max(0, (int(end) - int(begin)) // step + 1)
+    if already + count > MAX_RANGE_HOSTS:
+        raise _RangeError(f"expands to more than {MAX_RANGE_HOSTS} hosts (LLMOPS_MAX_RANGE_HOSTS raises the bound)")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -843,8 +1031,9 @@ def _files_in(folder: Path) -> list[Path]:
 class _VarsFiles:
     """Variables from group_vars/ or host_vars/, loaded once per file."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, vault: VaultSecret | None = None):
         self.folder = folder
+        self.vault = vault
         self.cache: dict[Path, tuple[dict[str, Any], dict[str, Where]]] = {}
 
     def get(self, name: str) -> tuple[dict[str, Any], dict[str, Where]]:
@@ -858,9 +1047,8 @@ class _VarsFiles:
             origins.update(file_origins)
         return values, origins
 
-    @staticmethod
-    def load(path: Path) -> tuple[dict[str, Any], dict[str, Where]]:
-        located = _load_yaml_or_json(_read_bytes(path), str(path))
+    def load(self, path: Path) -> tuple[dict[str, Any], dict[str, Where]]:
+        located = _load_yaml_or_json(_plaintext(path, _read_bytes(path), self.vault), str(path))
         if not located.data:
             return {}, {}  # empty files are fine
         if not isinstance(located.data, dict):
@@ -873,7 +1061,7 @@ class _VarsFiles:
 # Resolution: each host's variables in Ansible's order, then llmops' Host fields.
 
 
-def _resolve(builder: _Builder, vars_base: Path, source: str) -> AnsibleInventory:
+def _resolve(builder: _Builder, vars_bases: list[Path], source: str) -> AnsibleInventory:
     groups = builder.groups
     depth: dict[str, int] = {}
 
@@ -882,11 +1070,12 @@ def _resolve(builder: _Builder, vars_base: Path, source: str) -> AnsibleInventor
             depth[name] = 0 if name == "all" else max((depth_of(p) + 1 for p in groups[name].parents), default=1)
         return depth[name]
 
-    group_files = _VarsFiles(vars_base / "group_vars")
-    host_files = _VarsFiles(vars_base / "host_vars")
-    file_group_vars = {name: group_files.get(name) for name in groups}
+    group_files = [_VarsFiles(base / "group_vars", builder.vault) for base in vars_bases]
+    host_files = [_VarsFiles(base / "host_vars", builder.vault) for base in vars_bases]
+    # Ansible's vars plugin walks the sources, and within each the entities: source order comes first.
+    file_group_vars = {name: _merge([files.get(name) for files in group_files]) for name in groups}
 
-    hosts: dict[str, Host] = {}
+    resolved: dict[str, tuple[dict[str, Any], dict[str, Where], list[str]]] = {}
     for name, entry in builder.hosts.items():
         host_groups: set[str] = set()
         for g in entry.groups:
@@ -894,24 +1083,70 @@ def _resolve(builder: _Builder, vars_base: Path, source: str) -> AnsibleInventor
         ordered = sorted(host_groups - {"all"}, key=lambda g: (depth_of(g), groups[g].priority, g))
         layers = [(groups["all"].vars, groups["all"].origins)]
         layers += [(groups[g].vars, groups[g].origins) for g in ordered]
-        layers += [file_group_vars["all"]] + [file_group_vars[g] for g in ordered]
-        layers += [(entry.vars, entry.origins), host_files.get(name)]
+        layers += [files.get("all") for files in group_files]
+        layers += [files.get(g) for files in group_files for g in ordered]
+        layers += [(entry.vars, entry.origins)] + [files.get(name) for files in host_files]
         values, origins = _merge(layers)
-        host = _make_host(name, values, origins, entry.where[0])
-        host.groups = tuple(["all"] + (["ungrouped"] if "ungrouped" in host_groups else [])
-                            + [g for g in ordered if g != "ungrouped"])
-        hosts[name] = host
+        resolved[name] = (values, origins, ordered)
+
+    # Inline !vault values: all decrypted in one ansible-vault run when a password was given.
+    vault = InlineVault(builder.vault)
+    for files in host_files:
+        for name in LOCALHOST_NAMES:  # what an implicit localhost may read, loaded now
+            files.get(name)
+    vault.decrypt([g.vars for g in groups.values()] + [h.vars for h in builder.hosts.values()]
+                  + [values for files in group_files + host_files for values, _ in files.cache.values()])
+    if vault.plain:
+        resolved = {n: (vault.apply(v), o, g) for n, (v, o, g) in resolved.items()}
 
     members = {name: _members(builder, name) for name in groups}
     members["all"] = list(builder.hosts)
-    group_vars = {name: {**g.vars, **file_group_vars[name][0]} for name, g in groups.items()}
+    magic = _magic_vars(builder, members, {n: v for n, (v, _, _) in resolved.items()})
+    hosts: dict[str, Host] = {}
+    unusable: dict[str, ConfigError] = {}
+    for name, (values, origins, ordered) in resolved.items():
+        entry = builder.hosts[name]
+        context = {**magic, "group_names": sorted(g for g in ordered if g != "ungrouped"),
+                   "inventory_file": entry.where[0], "inventory_dir": os.path.dirname(entry.where[0])}
+        host, error = _make_host_when_possible(name, values, origins, entry.where[0], context)
+        error = error or vault.locked_error(name, values, entry.where)
+        if error is not None:
+            unusable[name] = error
+        host.groups = tuple(["all"] + (["ungrouped"] if "ungrouped" in ordered else [])
+                            + [g for g in ordered if g != "ungrouped"])
+        hosts[name] = host
+
+    group_vars = {name: vault.apply({**g.vars, **file_group_vars[name][0]}) for name, g in groups.items()}
     inventory = AnsibleInventory(
         hosts=hosts, group_hosts=members, children={n: list(g.children) for n, g in groups.items()},
         group_vars=group_vars, source=source, direct_hosts={n: list(g.hosts) for n, g in groups.items()},
-        warnings=list(builder.warnings),
+        warnings=list(builder.warnings), unusable=unusable,
     )
-    inventory.implicit_hosts = _implicit_localhosts(builder, file_group_vars["all"], host_files)
+    inventory.implicit_hosts = _implicit_localhosts(builder, file_group_vars["all"], host_files, magic, vault)
     return inventory
+
+
+def _magic_vars(builder: _Builder, members: dict[str, list[str]],
+                host_values: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The variables every Ansible play has that llmops can honestly supply while rendering
+    connection values. Facts (ansible_facts, ansible_default_ipv4...) are not among them."""
+    return {
+        "ansible_playbook_python": sys.executable,  # the controller's Python, as in Ansible
+        "groups": {g: list(hs) for g, hs in members.items()},
+        "hostvars": {n: dict(v) for n, v in host_values.items()},
+        "omit": "__omit_place_holder__",
+    }
+
+
+def _make_host_when_possible(name: str, values: dict[str, Any], origins: dict[str, Where], fallback_file: str,
+                             context: dict[str, Any]) -> tuple[Host, ConfigError | None]:
+    """Values stay as given in the inventory; the connection fields are rendered now when they can be,
+    and a host whose fields cannot be (a fact not known yet, `ansible_port=@PORT`) is still listed:
+    the error is raised only when llmops is asked to use that host (AnsibleInventory.select)."""
+    try:
+        return _make_host(name, values, origins, fallback_file, context), None
+    except ConfigError as exc:
+        return Host(name=name, connection="ssh", address=name, vars=values), exc
 
 
 def _members(builder: _Builder, group: str) -> list[str]:
@@ -938,7 +1173,7 @@ def _merge(layers: list[tuple[dict[str, Any], dict[str, Where]]]) -> tuple[dict[
 
 
 def _implicit_localhosts(builder: _Builder, all_files: tuple[dict[str, Any], dict[str, Where]],
-                         host_files: _VarsFiles) -> dict[str, Host]:
+                         host_files: list[_VarsFiles], magic: dict[str, Any], vault: InlineVault) -> dict[str, Host]:
     """Ansible makes a `localhost` (local connection, this Python) when a pattern names one that the
     inventory lacks; it gets the `all` variables, never appears in `all`, and is not listed."""
     implicit: dict[str, Host] = {}
@@ -948,8 +1183,8 @@ def _implicit_localhosts(builder: _Builder, all_files: tuple[dict[str, Any], dic
         own = {"ansible_python_interpreter": sys.executable, "ansible_connection": "local"}
         where: Where = ("<implicit localhost>", 1, 1)
         values, origins = _merge([(builder.groups["all"].vars, builder.groups["all"].origins), all_files,
-                                  (own, {k: where for k in own}), host_files.get(name)])
-        host = _make_host(name, values, origins, where[0])
+                                  (own, {k: where for k in own})] + [files.get(name) for files in host_files])
+        host, _ = _make_host_when_possible(name, vault.apply(values), origins, where[0], {**magic, "group_names": []})
         host.groups = ("all",)
         implicit[name] = host
     return implicit
@@ -970,7 +1205,8 @@ _TRUE = ("y", "yes", "on", "1", "true", "t", "1.0")
 _FALSE = ("n", "no", "off", "0", "false", "f", "0.0")
 
 
-def _make_host(name: str, values: dict[str, Any], origins: dict[str, Where], fallback_file: str) -> Host:
+def _make_host(name: str, values: dict[str, Any], origins: dict[str, Where], fallback_file: str,
+               magic: dict[str, Any] | None = None) -> Host:
     """llmops' Host from a host's resolved Ansible variables (connection values rendered as Ansible would)."""
 
     def problem(key: str, message: str, expected: str) -> ConfigError:
@@ -980,7 +1216,7 @@ def _make_host(name: str, values: dict[str, Any], origins: dict[str, Where], fal
     def pick(keys: tuple[str, ...]) -> tuple[str, Any] | None:
         for key in keys:
             if values.get(key) is not None:
-                return key, _render(name, key, values[key], values, problem)
+                return key, _render(name, key, values[key], values, problem, magic)
         return None
 
     host = Host(name=name, connection="ssh", address=name, vars=values)
@@ -991,6 +1227,9 @@ def _make_host(name: str, values: dict[str, Any], origins: dict[str, Where], fal
                            else "ssh" if connection in _SSH_CONNECTIONS else connection)
     if found := pick(_ADDRESS):
         host.address = str(found[1])
+        if not host.address.strip() or host.address.startswith("-"):  # `ansible_host=` or an option in disguise
+            raise problem(found[0], f"{host.address!r} is not an address", "a host name or IP address, not empty, "
+                          "not starting with '-'")
     elif host.connection == "local":
         host.address = "127.0.0.1"  # nothing is dialled; where servers on this host are reached
     if found := pick(_USER):
@@ -1017,7 +1256,7 @@ def _make_host(name: str, values: dict[str, Any], origins: dict[str, Where], fal
     options: dict[str, str] = {}
     for key in _SSH_ARGS:
         if values.get(key):
-            for option, value in _ssh_options(str(_render(name, key, values[key], values, problem))):
+            for option, value in _ssh_options(str(_render(name, key, values[key], values, problem, magic))):
                 options.setdefault(option, value)  # ssh keeps the first value given for an option
     if "connecttimeout" in options:
         try:
@@ -1053,23 +1292,27 @@ def _ssh_options(args: str) -> list[tuple[str, str]]:
 
 
 def _render(name: str, key: str, value: Any, values: dict[str, Any],
-            problem: Callable[[str, str, str], ConfigError]) -> Any:
+            problem: Callable[[str, str, str], ConfigError], magic: dict[str, Any] | None = None) -> Any:
     """Connection variables may be Jinja templates (`ansible_host: "{{ inventory_hostname }}.lan"`);
     Ansible renders them when it connects, so we do it here. `!unsafe` values are never rendered."""
     if not isinstance(value, str) or isinstance(value, UnsafeText) or ("{{" not in value and "{%" not in value):
         return value
     from jinja2 import StrictUndefined, TemplateError
-    from jinja2.sandbox import SandboxedEnvironment
 
-    env = SandboxedEnvironment(undefined=StrictUndefined)
-    context = {**values, "inventory_hostname": name, "inventory_hostname_short": name.split(".")[0]}
+    from llmops.jinja_limits import BoundedSandbox, TemplateTooBig, check_output, time_limit
+
+    # the same bounds as command templates: `{{ 7 ** 123456789 }}` in an inventory is refused too
+    env = BoundedSandbox(undefined=StrictUndefined)
+    context = {**(magic or {}), **values, "inventory_hostname": name,
+               "inventory_hostname_short": name.split(".")[0]}
     text = value
     try:
-        for _ in range(10):  # variables that refer to other templated variables
-            text = env.from_string(text).render(context)
-            if "{{" not in text and "{%" not in text:
-                break
-    except TemplateError as exc:
+        with time_limit():
+            for _ in range(10):  # variables that refer to other templated variables
+                text = check_output(env.from_string(text).render(context))
+                if "{{" not in text and "{%" not in text:
+                    break
+    except (TemplateError, TemplateTooBig, OverflowError) as exc:  # OverflowError: the sandbox's range() bound
         raise problem(key, f"cannot render {value!r}: {exc}", "a template over this host's variables") from None
     return text
 

@@ -4,7 +4,8 @@ So users can diff `llmops inventory -i X --list` against `ansible-inventory -i X
 `dumps(to_ansible_list(inv))` gives the same JSON text (keys sorted, 4-space indent, `_meta.hostvars`
 holding only hosts that have variables, groups without hosts or children left out of the top level but
 still named among their parent's children). Values are converted as Ansible's encoder does: dates as
-ISO text, `!unsafe` strings as {"__ansible_unsafe": ...} (in --list only), vault ciphertext as {"__ansible_vault": ...}.
+ISO text, `!unsafe` strings as {"__ansible_unsafe": ...} (in --list only), vault values as their
+ciphertext {"__ansible_vault": ...} (also once decrypted).
 
 Works for any Inventory; one read from Ansible sources (AnsibleInventory) keeps each group's own hosts
 in Ansible's order, for others they are derived from the group members.
@@ -17,7 +18,8 @@ import json
 from typing import Any
 
 from llmops.errors import LlmopsError
-from llmops.load.ansible import AnsibleInventory, UnsafeText, VaultText
+from llmops.load.ansible import AnsibleInventory, UnsafeText
+from llmops.load.ansible_vault import DecryptedVault, VaultText
 from llmops.load.inventory import Host, Inventory
 
 # What ansible-core 2.19 names its JSON format in `_meta`; older releases print no `profile`.
@@ -77,8 +79,8 @@ def to_graph(inv: Inventory, group: str = "all") -> str:
 
 
 def dumps(data: Any) -> str:
-    """JSON text formatted as ansible-inventory formats it."""
-    return json.dumps(data, sort_keys=True, indent=4)
+    """JSON text formatted as ansible-inventory formats it (non-ASCII written as raw UTF-8, as Ansible does)."""
+    return json.dumps(data, sort_keys=True, indent=4, ensure_ascii=False)
 
 
 def _find_host(inv: Inventory, name: str) -> Host:
@@ -131,6 +133,8 @@ def _jsonable(value: Any, mark_unsafe: bool) -> Any:
         return {"__ansible_unsafe": str(value)}
     if isinstance(value, VaultText):
         return {"__ansible_vault": str(value)}
+    if isinstance(value, DecryptedVault):  # listed encrypted, as ansible-inventory lists it with a password too
+        return {"__ansible_vault": value.ciphertext}
     if isinstance(value, str):
         return str(value)
     if value is None or isinstance(value, (bool, int, float)):

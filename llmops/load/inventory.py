@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from llmops.errors import ConfigError, Problem
+from llmops.limits import MAX_PATTERN_SECONDS, cpu_deadline
 from llmops.load import yamlsrc
 from llmops.load.schema import HostEntry, InventoryFile
-from llmops.load.validate import validate
+from llmops.load.validate import safe_name, validate
 
 
 @dataclass(eq=False)
@@ -67,40 +68,6 @@ def default_inventory() -> Inventory:
                      source="<default: localhost, local connection>")
 
 
-def load_inventory(path: str | Path | None) -> Inventory:
-    if path is None:
-        return default_inventory()
-    p = Path(path)
-    if p.is_dir() or _looks_like_ansible(p):
-        from llmops.load import ansible  # only needed for Ansible inventories
-
-        return ansible.load(p)
-    return load_llmops_inventory(p)
-
-
-def _looks_like_ansible(path: Path) -> bool:
-    """llmops' own format is a YAML mapping with only `hosts`/`groups`/`vars` at the top and
-    `hosts` a mapping; anything else (INI, `all:` trees, JSON, folders) is Ansible's."""
-    if not path.exists():
-        return False
-    try:
-        located = yamlsrc.load_file(path)
-    except ConfigError:
-        try:
-            head = path.read_text(encoding="utf-8", errors="replace")[:4096]
-        except OSError:
-            return False
-        # INI inventories are rarely valid YAML; a section header or a bare host line says so.
-        return any(line.strip().startswith("[") or (line.strip() and ":" not in line and "=" in line)
-                   for line in head.splitlines() if line.strip() and not line.strip().startswith(("#", ";")))
-    data = located.data
-    if data is None:
-        return False
-    if isinstance(data, dict) and set(data) <= {"hosts", "groups", "vars"} and "hosts" in data:
-        return False  # ours (an Ansible group literally named "hosts" at the top would be read as ours)
-    return isinstance(data, (dict, str))
-
-
 def load_llmops_inventory(path: Path) -> Inventory:
     located = yamlsrc.load_file(path)
     if located.data is None:
@@ -111,6 +78,11 @@ def load_llmops_inventory(path: Path) -> Inventory:
     problems: list[Problem] = []
 
     children = {name: list(g.children) for name, g in spec.groups.items()}
+    for hname in spec.hosts:
+        try:
+            safe_name(str(hname))
+        except ValueError as exc:
+            problems.append(located.problem(("hosts", hname), f"host name: {exc}", key=True))
     for gname, group in spec.groups.items():
         if gname in ("all", "ungrouped"):
             problems.append(located.problem(("groups", gname), f"group name {gname!r} is reserved",
@@ -251,6 +223,27 @@ def select_names(pattern: str, host_names: list[str], group_hosts: dict[str, lis
     return [h for h in selected if h not in exclude]
 
 
+class PatternError(ValueError):
+    """A host pattern that cannot be used (a `~regex` that does not compile); callers locate it."""
+
+    def __init__(self, message: str, term: str, offset: int,
+                 expected: str = "a valid Python regular expression after ~"):
+        super().__init__(message)
+        self.term, self.offset, self.expected = term, offset, expected
+
+    def problem(self, file: str, line: int, col: int, pattern: str) -> Problem:
+        start = max(pattern.find(self.term), 0)
+        return Problem(file, line, col + start + 1 + self.offset, str(self), self.expected)
+
+
+def _regex_cpu_bound(term: str) -> Any:
+    """`~(a|aa)+$` against a 41-letter host name backtracks for minutes: the matching of one
+    pattern gets MAX_PATTERN_SECONDS of CPU (Python's re checks signals while it matches)."""
+    return cpu_deadline(MAX_PATTERN_SECONDS, lambda: PatternError(
+        f"regular expression {term[1:]!r} took more than {MAX_PATTERN_SECONDS:g} s of CPU to match the host names",
+        term, 0, "a regular expression without nested repetition (LLMOPS_MAX_PATTERN_SECONDS raises the bound)"))
+
+
 def _match(term: str, host_names: list[str], group_hosts: dict[str, list[str]]) -> list[str]:
     if term in ("all", "*"):
         return list(host_names)
@@ -259,9 +252,19 @@ def _match(term: str, host_names: list[str], group_hosts: dict[str, list[str]]) 
     if term in host_names:
         return [term]
     if term.startswith("~"):
-        rx = re.compile(term[1:])
-        names = [h for h in host_names if rx.search(h)]
-        names += [h for g, hs in group_hosts.items() if rx.search(g) for h in hs if h not in names]
+        try:
+            rx = re.compile(term[1:])
+        except re.error as exc:
+            raise PatternError(f"invalid regular expression {term[1:]!r}: {exc.msg} at position {exc.pos}",
+                               term, exc.pos or 0) from None
+        with _regex_cpu_bound(term):
+            names = [h for h in host_names if rx.search(h)]
+            seen = set(names)
+            for group in [g for g in group_hosts if rx.search(g)]:
+                for h in group_hosts[group]:
+                    if h not in seen:
+                        seen.add(h)
+                        names.append(h)
         return names
     if any(ch in term for ch in "*?["):
         names = [h for h in host_names if fnmatch.fnmatchcase(h, term)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
+import unicodedata
 from typing import Any, TypeVar
 
 import pydantic
@@ -21,10 +22,88 @@ from llmops.load.yamlsrc import Located, YamlPath
 M = TypeVar("M", bound=BaseModel)
 
 
-class Strict(BaseModel):
-    """Base for every schema model: unknown keys are errors, values are not silently coerced to str."""
+def finite_number(value: Any) -> float:
+    """The one check for "a finite number" (durations, timeouts, rates...): refuses booleans, .inf and .nan.
 
-    model_config = pydantic.ConfigDict(extra="forbid", populate_by_name=True)
+    Raises ValueError with a message fit for a located problem; shared by every schema that needs it.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{value!r} is not a number (a finite number)")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{value!r} is not a finite number (a finite number, not .inf or .nan)")
+    return float(value)
+
+
+# Names become folders (run directory cells, host logs, llmops_remote_dir): one safe path component.
+NAME_RULE = ("a name of 1-128 characters, not '.' or '..', without '/', '\\', NUL, control or invisible formatting "
+             "characters, not starting with '-'")
+
+
+def safe_name(value: str) -> str:
+    """Refuse a name that is not one safe path component (it would write outside its folder)."""
+    if (not value or value in (".", "..") or len(value) > 128 or value.startswith("-")
+            or any(c in "/\\" or ord(c) < 32 or ord(c) == 127 or unicodedata.category(c) in ("Cf", "Zl", "Zp")
+                   for c in value)):
+        raise ValueError(f"{value!r} is not a safe name ({NAME_RULE})")
+    return value
+
+
+def not_an_option(value: str) -> str:
+    """A value put in a positional place (a model, an image, an address) must not read as a flag."""
+    if not value.strip():
+        raise ValueError("the value is empty (a non-empty value)")
+    if value.lstrip().startswith("-"):
+        raise ValueError(f"{value!r} starts with '-' and would be read as an option (a value not starting with '-')")
+    return value
+
+
+def header_safe(value: str) -> str:
+    """An API key travels in an HTTP header: visible ASCII only. A non-ASCII key crashed the client
+    mid-run, and a CR/LF would have written headers of its own. The value is never echoed."""
+    if not value or len(value) > 4096 or any(not 0x21 <= ord(c) <= 0x7E for c in value):
+        raise ValueError("the key must be 1 to 4096 visible ASCII characters, no spaces or line breaks "
+                         "(it is sent as an HTTP header; the value is not shown here)")
+    return value
+
+
+HeaderValue = typing.Annotated[str, pydantic.AfterValidator(header_safe)]
+SafeName = typing.Annotated[str, pydantic.AfterValidator(safe_name)]
+Positional = typing.Annotated[str, pydantic.AfterValidator(not_an_option)]
+
+
+def _numeric(annotation: Any) -> bool:
+    """True for int/float fields (also Optional, Annotated and lists of them), never for bool or str unions."""
+    annotation = _unwrap(annotation)
+    origin = typing.get_origin(annotation)
+    if origin in (list, tuple, set):
+        args = typing.get_args(annotation)
+        return bool(args) and _numeric(args[0])
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return bool(members) and all(m in (int, float) for m in members)
+    return annotation in (int, float)
+
+
+class Strict(BaseModel):
+    """Base for every schema model: unknown keys are errors, values are not silently coerced to str.
+
+    Numbers are strict in two ways pydantic is not by default: `.inf`/`.nan` are refused
+    (allow_inf_nan), and a boolean is not a number (`port: true` would otherwise be port 1).
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+
+    @pydantic.field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None or not _numeric(field.annotation):
+            return value
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(v, bool) for v in items):
+            shown = "true" if True in [v for v in items if isinstance(v, bool)] else "false"
+            raise ValueError(f"{shown} is a boolean, not a number (a number)")
+        return value
 
 
 def validate(model: type[M], located: Located, prefix: YamlPath = (), data: Any = None, *, label: str = "",
@@ -39,18 +118,20 @@ def validate(model: type[M], located: Located, prefix: YamlPath = (), data: Any 
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise ConfigError(problems_from(exc, model, located, prefix, label=label, also_allowed=also_allowed)) from None
+        raise ConfigError(problems_from(exc, model, located, prefix, label=label, also_allowed=also_allowed,
+                                        data=data)) from None
 
 
 _UNION_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
 
 
 def problems_from(exc: pydantic.ValidationError, model: type[BaseModel], located: Located,
-                  prefix: YamlPath = (), *, label: str = "", also_allowed: set[str] | None = None) -> list[Problem]:
+                  prefix: YamlPath = (), *, label: str = "", also_allowed: set[str] | None = None,
+                  data: Any = None) -> list[Problem]:
     problems = []
     seen = set()
     for err in exc.errors(include_url=False):
-        loc = _clean_loc(err["loc"])
+        loc = _clean_loc(err["loc"], data)
         # A value that fits no member of a union gets one error per member, tagged with the
         # member's type (`env.A.str`, `env.A.int`...); report it once, at the value.
         if loc and isinstance(loc[-1], str) and loc[-1].split("[")[0] in _UNION_TAGS and \
@@ -64,9 +145,22 @@ def problems_from(exc: pydantic.ValidationError, model: type[BaseModel], located
     return problems
 
 
-def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    # pydantic inserts validator names into loc for unions/functional validators; drop them.
-    return tuple(part for part in loc if not (isinstance(part, str) and ("[" in part or part.startswith("function-"))))
+def _clean_loc(loc: tuple[Any, ...], data: Any = None) -> tuple[Any, ...]:
+    """pydantic inserts validator and union-member names into loc (`function-after[...]`,
+    `list[int]`); drop them, but keep a part that is a key of the input at that point: a user's
+    key may hold `[` too (a mutated playbook's `T[he ...` key made the path empty)."""
+    out: list[Any] = []
+    node = data
+    for part in loc:
+        is_key = isinstance(node, dict) and part in node
+        if not is_key and isinstance(part, str) and ("[" in part or part.startswith("function-")):
+            continue
+        out.append(part)
+        if is_key or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
+            node = node[part]
+        else:
+            node = None
+    return tuple(out)
 
 
 def dotted(path: tuple[Any, ...]) -> str:
@@ -106,6 +200,8 @@ def _describe_value(kind: str, value: Any, msg: str) -> str:
         return f"{shown} is not an integer"
     if kind in ("float_parsing", "float_type"):
         return f"{shown} is not a number"
+    if kind == "finite_number":
+        return f"{shown} is not a finite number"
     if kind in ("bool_parsing", "bool_type"):
         return f"{shown} is not a boolean"
     if kind in ("string_type",):
@@ -141,6 +237,8 @@ def _show(value: Any) -> str:
 
 
 def _expected_from_ctx(kind: str, ctx: dict[str, Any]) -> str | None:
+    if kind == "finite_number":
+        return "a finite number, not .inf or .nan"
     if kind == "literal_error" and "expected" in ctx:
         return f"one of {ctx['expected']}"
     if kind == "greater_than_equal":

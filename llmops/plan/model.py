@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmops.load.inventory import Host
-from llmops.load.schema import BenchmarkSpec, TelemetrySpec
+from llmops.load.schema import BenchmarkSpec, QualitySpec, TelemetrySpec
 from llmops.plugins.api import BackendSpec, PlanContext, ProvisionStep
 
 DEFAULT_CACHE = "~/.cache/llmops"
@@ -35,6 +35,13 @@ class Cell:
     lease_timeout: float = 120.0  # the host stops the server after this long without the controller
     cache_dir: str = DEFAULT_CACHE  # llmops' folder on the host (builds, models, logs)
     secrets: list[str] = field(default_factory=list)
+    # Where each option key and extra_args item came from (FILE:LINE:COL), for `check --probe`.
+    sources: dict[str, str] = field(default_factory=dict)
+    help_command: str | None = None
+    devices_probe: tuple[str, list[str]] | None = None  # Backend.devices_probe
+    quality: QualitySpec | None = None  # the play's `quality:` (None: no quality pass)
+    # What built the server: {"static": {...}, "commands": {key: host command}} (Backend.provenance).
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -68,6 +75,7 @@ class Cell:
             "provision": [{"id": s.id, "name": s.name} for s in self.provision],
             "benchmark": self.benchmark.model_dump(mode="json"),
             "origin": self.origin,
+            **({"quality": self.quality.model_dump(mode="json")} if self.quality else {}),
         }
 
 

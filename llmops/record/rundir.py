@@ -3,7 +3,8 @@
     runs/<run-id>/
       meta.json            llmops version, command line, times, status (running|complete|interrupted)
       playbook.yml         the playbook as loaded (a copy of the file)
-      inventory.yml        the inventory as loaded (a copy, or the default when none was given)
+      inventories/NN/      each -i source in order, scrubbed (llmops.record.inventories); with no -i,
+      inventory.yml        the built-in default inventory
       plan.json            every cell with its rendered command (secrets masked)
       results.json         the contract other tools read: {"cells": [...]}
       report.md            the tables shown in the terminal
@@ -17,21 +18,28 @@ complete version, never a torn one.
 from __future__ import annotations
 
 import datetime
+import fcntl
 import json
 import os
-import re
 import secrets
 import shutil
 import socket
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmops import __version__
+from llmops import secrets as secret_rule
 from llmops.plan.model import Cell, Plan
+from llmops.record.contract import RESULTS_VERSION, safe_name
+from llmops.record.inventories import copy_sources
 
-RESULTS_VERSION = 1
+if TYPE_CHECKING:
+    from llmops.record.model import Results
+from llmops.record.jsonfile import read_object
+
+__all__ = ["RESULTS_VERSION", "RunDir", "safe_name"]
 
 
 def new_run_id() -> str:
@@ -39,23 +47,10 @@ def new_run_id() -> str:
     return f"{stamp}-{os.getpid() % 10000:04d}"
 
 
-def safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._=,+-]", "_", text) or "_"
-
-
-# Every secret the plan knows (API keys, tokens from env or -e). Whatever this module writes is
-# scrubbed of them: a second line of defence behind masking at the source.
-_SECRETS: set[str] = set()
-
-
-def register_secrets(values: Any) -> None:
-    _SECRETS.update(v for v in values if v and len(v) >= 4)
-
-
-def scrub(text: str) -> str:
-    for secret in sorted(_SECRETS, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+# Every secret the plan knows (llmops.secrets' one rule). Whatever this module writes is scrubbed
+# of them: a second line of defence behind masking at the source.
+register_secrets = secret_rule.register
+scrub = secret_rule.scrub
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -86,19 +81,53 @@ class RunDir:
 
     # --- setup -------------------------------------------------------------------------------
 
-    def create(self, plan: Plan, playbook_path: Path, inventory_path: str | None, argv: list[str],
-               selection: dict[str, Any] | None = None) -> None:
+    LOCK_NAME = ".llmops.lock"
+
+    def lock(self) -> None:
+        """Claim the folder for this run, or refuse naming who has it.
+
+        An flock on a file in the folder: the kernel lets it go when this process ends, however
+        it ends (SIGKILL included), so a lock is never stale; the file only says who holds it.
+        """
+        from llmops.errors import LlmopsError
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        path = self.path / self.LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                owner = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            except ValueError:
+                owner = {}
+            os.close(fd)
+            raise LlmopsError(f"run directory {self.path} is in use by another llmops run (pid {owner.get('pid', '?')} "
+                              f"on {owner.get('host', '?')}, since {owner.get('since', '?')}); "
+                              "wait for it, or choose another --run-dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": _now()}).encode(), 0)
+        self._lock_fd = fd  # held open (and so locked) for as long as this process runs
+
+    def unlock(self) -> None:
+        fd = getattr(self, "_lock_fd", None)
+        if fd is not None:
+            os.ftruncate(fd, 0)
+            os.close(fd)
+            self._lock_fd = None
+
+    def create(self, plan: Plan, playbook_path: Path, inventory: str | list[str] | tuple[str, ...] | None,
+               argv: list[str], selection: dict[str, Any] | None = None) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         register_secrets(s for cell in plan.cells for s in cell.secrets)
         write_text(self.path / "playbook.yml", Path(playbook_path).read_text(encoding="utf-8", errors="replace"))
-        if inventory_path and Path(inventory_path).is_file():
-            write_text(self.path / "inventory.yml", Path(inventory_path).read_text(encoding="utf-8", errors="replace"))
-        elif inventory_path and Path(inventory_path).is_dir():
-            shutil.copytree(inventory_path, self.path / "inventory", dirs_exist_ok=True)
-        else:
+        sources = [inventory] if isinstance(inventory, str) else list(inventory or ())
+        inventory_sources = copy_sources(sources, self.path, write_text)
+        if not sources:
             write_text(self.path / "inventory.yml", "# built-in default inventory\nhosts:\n  localhost:\n"
                                                       "    connection: local\n")
         write_json(self.path / "plan.json", plan.describe())
+        self._keep_host_files(plan)
         self.meta = {
             "llmops_version": __version__,
             "run_id": self.run_id,
@@ -106,7 +135,7 @@ class RunDir:
             "remote_id": self.remote_id,
             "selection": selection or {},
             "playbook_path": str(Path(playbook_path).resolve()),
-            "inventory_path": str(Path(inventory_path).resolve()) if inventory_path else None,
+            "inventory_sources": inventory_sources,  # in -i order; [] for the built-in default
             "controller": socket.gethostname(),
             "python": sys.version.split()[0],
             "started": _now(),
@@ -123,6 +152,19 @@ class RunDir:
             write_text(d / "command.txt", _command_text(cell))
         self._flush()
 
+    def _keep_host_files(self, plan: Plan) -> None:
+        """Copies of our scripts that provisioning runs on hosts (the agent, the tiny-model
+        generator), under the names the steps call them by, so the run directory alone is
+        enough to redo its set-up by hand (`llmops docs`)."""
+        from llmops.provision.steps import agent_file, tinymodel_file
+
+        for cache_dir in sorted({c.cache_dir for c in plan.cells}):
+            for host_file in (agent_file(cache_dir), tinymodel_file(cache_dir)):
+                target = self.path / "host-files" / host_file.remote.rsplit("/", 1)[1]
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(host_file.source, target)
+
     def resume(self, plan: Plan, keep: set[str], argv: list[str]) -> None:
         """Continue an interrupted run here: keep finished cells, reset the others.
 
@@ -132,15 +174,17 @@ class RunDir:
         from llmops.errors import LlmopsError
 
         register_secrets(s for cell in plan.cells for s in cell.secrets)
-        old_plan = json.loads((self.path / "plan.json").read_text())
+        old_plan = read_object(self.path / "plan.json")
         old = {f"{c['host']}/{c['name']}": c["command"] for c in old_plan.get("cells", [])}
         new = {c.id: c.display_command for c in plan.cells}
         if old != new:
             changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             raise LlmopsError(f"cannot resume {self.path}: the plan differs from the interrupted run's "
                               f"({', '.join(changed[:5])}); pass the same playbook, inventory and -e")
-        self._results = json.loads((self.path / "results.json").read_text())
-        self.meta = json.loads((self.path / "meta.json").read_text())
+        from llmops.record.reader import read_results_file
+
+        self._results = read_results_file(self.path / "results.json").raw
+        self.meta = read_object(self.path / "meta.json")
         self.meta.setdefault("resumed", []).append({"at": _now(), "argv": argv})
         self.meta["status"] = "running"
         write_json(self.path / "meta.json", self.meta)
@@ -177,7 +221,7 @@ class RunDir:
     def update_cell(self, cell: Cell, data: dict[str, Any]) -> None:
         with self._lock:
             self._replace(cell, data)
-            self._flush()
+            self._flush(changed=data)
         write_json(self.cell_dir(cell) / "cell.json", data)
 
     def append_jsonl(self, path: Path, obj: dict[str, Any]) -> None:
@@ -213,8 +257,44 @@ class RunDir:
         with self._lock:
             return json.loads(json.dumps(self._results, default=str))
 
-    def _flush(self) -> None:
-        write_json(self.path / "results.json", self._results)
+    def typed_results(self) -> Results:
+        """The results so far as the reports read them (llmops.record.model)."""
+        from llmops.record.model import Results
+
+        with self._lock:
+            return Results.model_validate_json(json.dumps(self._results, default=str))
+
+    def _flush(self, changed: dict[str, Any] | None = None) -> None:
+        """Write results.json, validated against the model the reports read with before it reaches
+        the disk: a writer bug (a string where a figure belongs, NaN) shows here, not in a later
+        report. With `changed` (the one cell an update touched) only that cell is checked, as the
+        rest was checked when written: a sweep of hundreds of cells would otherwise re-validate
+        megabytes per update (3.8 MB took 130 ms)."""
+        from pydantic import ValidationError
+
+        from llmops.record.model import CellResult, Results  # lazily: pydantic models cost import time
+        from llmops.record.reader import located
+
+        text = json.dumps(self._results, indent=2, sort_keys=False, default=str) + "\n"
+        try:
+            if changed is None:
+                Results.model_validate_json(text)
+            else:
+                CellResult.model_validate_json(json.dumps(changed, default=str))
+        except ValidationError:
+            try:  # again over the whole document, for the refusal's path and position
+                Results.model_validate_json(text)
+            except ValidationError as exc:
+                raise ResultsShapeError(located("results.json (about to be written)", text, exc)) from None
+            raise
+        write_text(self.path / "results.json", text)
+
+
+class ResultsShapeError(Exception):
+    """The executor built results that the results model refuses: a bug in llmops, not in input."""
+
+    def __init__(self, problem: object) -> None:
+        super().__init__(f"internal error: {problem}")
 
 
 def pending_cell(cell: Cell) -> dict[str, Any]:
@@ -230,6 +310,8 @@ def pending_cell(cell: Cell) -> dict[str, Any]:
         "port": cell.spec.port,
         "model": cell.spec.model,
         "served_model": cell.spec.model_name,
+        # What every request of this cell was sent (unset keys: the server's own defaults).
+        "sampling": cell.benchmark.sampling(),
         "startup": {"ready_s": None},
         "memory": {"source": None, "idle_bytes": None, "peak_bytes": None},
         "levels": [],

@@ -6,59 +6,45 @@ directory, no results.json, a bad --fail-on) raise LlmopsError with a one-line m
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmops.errors import LlmopsError
 from llmops.record.rundir import write_text
 
+if TYPE_CHECKING:
+    from llmops.record.reader import Run
+
+# The built-in formats (entry points in setup.cfg); `reporters()` lists all installed ones.
 REPORT_FORMATS = ("md", "html", "json", "csv", "requests-csv")
 COMPARE_FORMATS = ("md", "json")
 
 
-def load_results(run_dir: Path) -> dict[str, Any]:
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise LlmopsError(f"{run_dir}: not a run directory (no such folder)")
-    path = run_dir / "results.json"
-    if not path.is_file():
-        raise LlmopsError(f"{run_dir}: not a run directory (no results.json)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise LlmopsError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
-        raise LlmopsError(f"{path}: not an llmops results file (no \"cells\" list)")
-    return data
+def load_run(run_dir: Path) -> Run:
+    """The run directory through the one typed reader (llmops.record.reader); imported here, not at
+    the top, because `llmops check` imports this module and the model costs import time."""
+    from llmops.record.reader import read_run
+
+    return read_run(Path(run_dir))
+
+
+def reporters() -> dict[str, Any]:
+    """Every report format installed: the built-ins and third-party ones, all entry points."""
+    from llmops.plugins.registry import registry
+
+    return registry().reporters()
 
 
 def render(run_dir: Path, fmt: str, ttft_threshold_s: float | None = None) -> str:
-    """The report of one run directory as text, in one of REPORT_FORMATS."""
-    results = load_results(run_dir)
-    if fmt == "md":
-        from llmops.report.tables import report_markdown
-
-        return report_markdown(results)
-    if fmt == "html":
-        if importlib.util.find_spec("matplotlib") is None:  # the plots need it: say so plainly
-            raise LlmopsError("the HTML report needs matplotlib: pip install 'matplotlib>=3.7'")
-        from llmops.report.html import DEFAULT_TTFT_THRESHOLD_S, render_html
-
-        return render_html(Path(run_dir), DEFAULT_TTFT_THRESHOLD_S if ttft_threshold_s is None else ttft_threshold_s)
-    if fmt == "json":
-        return json.dumps(results, indent=2) + "\n"
-    if fmt == "csv":
-        from llmops.report.csvout import levels_csv
-
-        return levels_csv(results)
-    if fmt == "requests-csv":
-        from llmops.report.csvout import requests_csv
-
-        return requests_csv(Path(run_dir))
-    raise LlmopsError(f"unknown report format {fmt!r} (one of: {', '.join(REPORT_FORMATS)})")
+    """The report of one run directory as text, by the reporter plugin named `fmt`."""
+    found = reporters()
+    reporter = found.get(fmt)
+    if reporter is None:
+        raise LlmopsError(f"unknown report format {fmt!r} (one of: {', '.join(sorted(found))})")
+    given = {"ttft_threshold_s": ttft_threshold_s}
+    options = {k: v for k, v in given.items() if k in getattr(reporter, "options", ()) and v is not None}
+    return reporter.render(Path(run_dir), **options)
 
 
 def report(run_dir: Path, fmt: str = "md", out: Path | None = None, ttft_threshold_s: float | None = None) -> int:
@@ -78,7 +64,7 @@ def compare(run_a: Path, run_b: Path, fail_on: str | None = None, fmt: str = "md
 
     if fmt not in COMPARE_FORMATS:
         raise LlmopsError(f"unknown compare format {fmt!r} (one of: {', '.join(COMPARE_FORMATS)})")
-    data = compare_results(load_results(run_a), load_results(run_b), fail_on,
+    data = compare_results(load_run(run_a).results, load_run(run_b).results, fail_on,
                            DEFAULT_FLAG_PCT if flag_pct is None else flag_pct)
     _emit(compare_markdown(data) if fmt == "md" else compare_json(data), out)
     return 1 if data["failed"] else 0

@@ -21,8 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from llmops.bench import stats
 from llmops.errors import LlmopsError
+from llmops.record.model import CellResult, Level, Results, results_of
 from llmops.report.tables import markdown_table
+from llmops.telemetry.provenance import environment_changes
 
 DEFAULT_FLAG_PCT = 10.0
 
@@ -34,40 +37,39 @@ class Metric:
     unit: str  # "s", "ms", "tok/s", "bytes", "%"
     higher_is_better: bool
     per_level: bool
-    read: Callable[[dict[str, Any], dict[str, Any] | None], float | None]  # (cell, level) -> value
+    read: Callable[[CellResult, Level | None], float | None]  # (cell, level) -> value
 
 
-def _startup(cell: dict[str, Any], _: Any) -> float | None:
-    return (cell.get("startup") or {}).get("ready_s")
+def _startup(cell: CellResult, _: Any) -> float | None:
+    return cell.startup.ready_s
 
 
-def _ram(when: str) -> Callable[[dict[str, Any], Any], float | None]:
-    return lambda cell, _: (cell.get("memory") or {}).get(f"{when}_bytes")
+def _ram(when: str) -> Callable[[CellResult, Any], float | None]:
+    return lambda cell, _: getattr(cell.memory, f"{when}_bytes")
 
 
-def _gpu(when: str, kind: str) -> Callable[[dict[str, Any], Any], float | None]:
-    def read(cell: dict[str, Any], _: Any) -> float | None:
-        process = ((cell.get("memory") or {}).get("gpu") or {}).get("process") or {}
-        return (process.get(when) or {}).get(f"{kind}_bytes")
+def _gpu(when: str, kind: str) -> Callable[[CellResult, Any], float | None]:
+    def read(cell: CellResult, _: Any) -> float | None:
+        return getattr(getattr(cell.gpu_process, when), f"{kind}_bytes")
     return read
 
 
-def _level(key: str) -> Callable[[dict[str, Any], dict[str, Any] | None], float | None]:
-    def read(_: dict[str, Any], level: dict[str, Any] | None) -> float | None:
+def _level(key: str) -> Callable[[CellResult, Level | None], float | None]:
+    def read(_: CellResult, level: Level | None) -> float | None:
         if level is None:
             return None
         # Timings of a level where nothing succeeded are absent, not zero: zero would look fast.
-        if key != "success_rate" and key != "gen_tps" and not level.get("succeeded"):
+        if key != "success_rate" and key != "gen_tps" and not level.succeeded:
             return None
-        return level.get(key)
+        return getattr(level, key, None)
     return read
 
 
-def _level_ram(cell: dict[str, Any], level: dict[str, Any] | None) -> float | None:
+def _level_ram(cell: CellResult, level: Level | None) -> float | None:
     if level is None:
         return None
-    per_level = (cell.get("memory") or {}).get("per_level") or []
-    return next((p.get("peak_bytes") for p in per_level if p.get("concurrency") == level.get("concurrency")), None)
+    peak = cell.memory.level_peak(level.concurrency)
+    return peak.peak_bytes if peak is not None else None
 
 
 METRICS: list[Metric] = [
@@ -135,57 +137,79 @@ def worse_pct(metric: Metric, a: float | None, b: float | None) -> float | None:
     return -change if metric.higher_is_better else change
 
 
-def _level_key(level: dict[str, Any]) -> tuple[str, float]:
-    if level.get("rate") is not None:
-        return ("rate", float(level["rate"]))
-    return ("c", float(level.get("concurrency") or 0))
+def _level_key(level: Level) -> tuple[str, float]:
+    if level.rate is not None:
+        return ("rate", float(level.rate))
+    return ("c", float(level.concurrency or 0))
 
 
 def _level_label(key: tuple[str, float]) -> str:
     return f"{key[1]:g}/s" if key[0] == "rate" else f"{key[1]:g}"
 
 
+# Per-level metrics that carry a 95 % interval when the level was repeated (bench/stats.py).
+STAT_KEYS = {"gen_tps": "gen_tps", "ttft_p99": "ttft_p99_s", "ttft_p50": "ttft_p50_s", "tpot_p50": "tpot_p50_ms",
+             "success_rate": "success_rate"}
+
+
 def _entry(metric: Metric, a: float | None, b: float | None, flag_pct: float,
-           limits: dict[str, float]) -> dict[str, Any]:
+           limits: dict[str, float], level_a: Level | None = None,
+           level_b: Level | None = None) -> dict[str, Any]:
     worse = worse_pct(metric, a, b)
     limit = limits.get(metric.key)
-    return {"metric": metric.key, "a": a, "b": b, "worse_pct": worse,
-            "flagged": worse is not None and worse > flag_pct,
-            "failed": worse is not None and limit is not None and worse > limit}
+    entry = {"metric": metric.key, "a": a, "b": b, "worse_pct": worse,
+             "flagged": worse is not None and worse > flag_pct,
+             "failed": worse is not None and limit is not None and worse > limit}
+    # With repetitions on both sides, a change whose intervals overlap is noise: shown, never failed.
+    key = STAT_KEYS.get(metric.key)
+    sa = level_a.stats.get(key) if key and level_a is not None else None
+    sb = level_b.stats.get(key) if key and level_b is not None else None
+    if sa and sb and sa.n > 1 and sb.n > 1 and sa.lo is not None and sb.lo is not None:
+        entry["runs"] = [sa.n, sb.n]
+        entry["within_noise"] = stats.overlap(sa.model_dump(), sb.model_dump())
+        if entry["within_noise"]:
+            entry["failed"] = False
+    return entry
 
 
-def compare_results(results_a: dict[str, Any], results_b: dict[str, Any], fail_on: str | None = None,
-                    flag_pct: float = DEFAULT_FLAG_PCT) -> dict[str, Any]:
+def compare_results(results_a: Results | dict[str, Any], results_b: Results | dict[str, Any],
+                    fail_on: str | None = None, flag_pct: float = DEFAULT_FLAG_PCT) -> dict[str, Any]:
     """The comparison as data (also the JSON output)."""
     limits = parse_fail_on(fail_on)
-    cells_a = {(c["host"], c["name"]): c for c in results_a.get("cells", [])}
-    cells_b = {(c["host"], c["name"]): c for c in results_b.get("cells", [])}
+    results_a, results_b = results_of(results_a), results_of(results_b)
+    cells_a = {c.key: c for c in results_a.cells}
+    cells_b = {c.key: c for c in results_b.cells}
     variants = []
     for key, a in cells_a.items():
         b = cells_b.get(key)
         if b is None:
             continue
-        variant: dict[str, Any] = {"host": key[0], "name": key[1], "backend": a.get("backend"),
-                                   "status_a": a.get("status"), "status_b": b.get("status"),
-                                   "error_b": b.get("error")}
+        variant: dict[str, Any] = {"host": key[0], "name": key[1], "backend": a.backend,
+                                   "status_a": a.status, "status_b": b.status, "error_b": b.error}
         # A variant that worked before and not now is the clearest regression of all.
-        variant["status_regressed"] = a.get("status") == "ok" and b.get("status") != "ok"
+        variant["status_regressed"] = a.status == "ok" and b.status != "ok"
+        # What differs in what built and ran the two; None where only one run recorded it, and
+        # no key at all between two runs from before provenance (their output stays as it was).
+        if a.provenance or b.provenance:
+            variant["environment"] = environment_changes(a.provenance, b.provenance) \
+                if a.provenance and b.provenance else None
         variant["metrics"] = [_entry(m, m.read(a, None), m.read(b, None), flag_pct, limits)
                               for m in METRICS if not m.per_level]
-        levels_a = {_level_key(lv): lv for lv in a.get("levels") or []}
-        levels_b = {_level_key(lv): lv for lv in b.get("levels") or []}
+        levels_a = {_level_key(lv): lv for lv in a.levels}
+        levels_b = {_level_key(lv): lv for lv in b.levels}
         variant["levels"] = []
         for lkey in sorted(set(levels_a) | set(levels_b)):
             la, lb = levels_a.get(lkey), levels_b.get(lkey)
             variant["levels"].append({
                 "level": _level_label(lkey), "in_a": la is not None, "in_b": lb is not None,
-                "metrics": [_entry(m, m.read(a, la), m.read(b, lb), flag_pct, limits) for m in METRICS if m.per_level],
+                "metrics": [_entry(m, m.read(a, la), m.read(b, lb), flag_pct, limits, la, lb)
+                            for m in METRICS if m.per_level],
             })
         variants.append(variant)
     regressions = _regressions(variants, gate=bool(limits))
     failed = bool(limits) and any(r["failed"] for r in regressions)
     return {
-        "run_a": results_a.get("run_id"), "run_b": results_b.get("run_id"),
+        "run_a": results_a.run_id, "run_b": results_b.run_id,
         "flag_pct": flag_pct, "fail_on": limits,
         "variants": variants,
         "only_in_a": [f"{n}@{h}" for h, n in cells_a if (h, n) not in cells_b],
@@ -247,6 +271,10 @@ def format_change(entry: dict[str, Any]) -> str:
         # Show the direction of the value itself (+ means it went up), then whether that is bad.
         went_up = (entry["b"] or 0) >= (entry["a"] or 0)
         text = f"{'+' if went_up else '-'}{abs(worse):.1f} %"
+    if entry.get("within_noise"):
+        text += f" (within noise, {entry['runs'][0]}+{entry['runs'][1]} runs)"
+    elif entry.get("runs"):
+        text += " (outside noise)"
     if entry["failed"]:
         return f"{text} {FAIL}"
     if entry["flagged"]:
@@ -288,8 +316,22 @@ def compare_markdown(data: dict[str, Any]) -> str:
             lines.append(markdown_table(["Metric", "A", "B", "Change"], rows))
         if v["levels"]:
             lines += ["", _levels_table(v["levels"])]
+        if "environment" in v:
+            lines += _environment_lines(v["environment"])
     lines.append("")
     return "\n".join(lines)
+
+
+def _environment_lines(changes: list[dict[str, Any]] | None) -> list[str]:
+    if changes is None:
+        return ["", "Environment: not recorded in one of the runs (older than provenance)."]
+    if not changes:
+        return ["", "Environment: unchanged (same build, versions, kernel and platform settings)."]
+    def show(x: Any) -> str:
+        text = "-" if x is None else (", ".join(map(str, x)) if isinstance(x, list) else str(x))
+        return text.replace("|", "\\|").replace("\n", " ")[:120]
+    rows = [[c["key"], show(c["a"]), show(c["b"])] for c in changes]
+    return ["", f"Environment changes ({len(changes)}):", "", markdown_table(["What", "A", "B"], rows)]
 
 
 def _levels_table(levels: list[dict[str, Any]]) -> str:

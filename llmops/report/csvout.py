@@ -18,7 +18,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from llmops.record.rundir import safe_name
+from llmops.record.model import CellResult, Level, LevelError, Results, results_of
+from llmops.record.reader import Run, read_run
 
 # What identifies a row, then what describes the variant as a whole (repeated on each of its rows).
 VARIANT_COLUMNS = [
@@ -45,12 +46,12 @@ LEVEL_COLUMNS = [
 REQUEST_PREFIX = ["host", "backend", "name", "variant"]
 
 
-def levels_csv(results: dict[str, Any]) -> str:
+def levels_csv(results: Results | dict[str, Any]) -> str:
     """Every level of every variant; a variant that never got to benchmark still gets one row."""
     rows = []
-    for cell in results.get("cells", []):
+    for cell in results_of(results).cells:
         base = _variant_fields(cell)
-        levels = cell.get("levels") or []
+        levels = cell.levels
         if not levels:
             rows.append(base)
             continue
@@ -65,59 +66,55 @@ def levels_csv(results: dict[str, Any]) -> str:
     return _to_csv(rows, preferred, always=VARIANT_COLUMNS)
 
 
-def requests_csv(run_dir: Path) -> str:
+def requests_csv(run: Run | Path) -> str:
     """Every request record of every variant, as the benchmark wrote it (requests.jsonl)."""
-    results = json.loads((Path(run_dir) / "results.json").read_text(encoding="utf-8"))
+    if not isinstance(run, Run):
+        run = read_run(Path(run))
     rows: list[dict[str, Any]] = []
     first_seen: dict[str, None] = {}  # an ordered set: columns in the order records show them
-    for cell in results.get("cells", []):
-        path = Path(run_dir) / "cells" / safe_name(cell["host"]) / safe_name(cell["name"]) / "requests.jsonl"
-        for record in _json_lines(path):
-            row = {key: cell.get(key) for key in REQUEST_PREFIX}
+    for cell in run.cells:
+        for record in _json_lines(run.cell_dir(cell) / "requests.jsonl"):
+            row = {key: getattr(cell, key) for key in REQUEST_PREFIX}
             row.update(_flatten(record))
             first_seen.update(dict.fromkeys(row))
             rows.append(row)
     return _to_csv(rows, REQUEST_PREFIX + list(first_seen), always=REQUEST_PREFIX, sort_rest=False)
 
 
-def _variant_fields(cell: dict[str, Any]) -> dict[str, Any]:
-    memory = cell.get("memory") or {}
-    gpu = (memory.get("gpu") or {}).get("process") or {}
-    startup = cell.get("startup") or {}
-    row: dict[str, Any] = {key: cell.get(key) for key in ("host", "backend", "name", "variant", "status", "error")}
+def _variant_fields(cell: CellResult) -> dict[str, Any]:
+    memory, gpu, startup = cell.memory, cell.gpu_process, cell.startup
+    row: dict[str, Any] = {key: getattr(cell, key) for key in ("host", "backend", "name", "variant", "status", "error")}
     row.update({
-        "startup_ready_s": startup.get("ready_s"),
-        "ram_source": memory.get("source"),
-        "ram_idle_bytes": memory.get("idle_bytes"),
-        "ram_peak_bytes": memory.get("peak_bytes"),
-        "vram_idle_bytes": (gpu.get("idle") or {}).get("vram_bytes"),
-        "vram_peak_bytes": (gpu.get("peak") or {}).get("vram_bytes"),
-        "gtt_idle_bytes": (gpu.get("idle") or {}).get("gtt_bytes"),
-        "gtt_peak_bytes": (gpu.get("peak") or {}).get("gtt_bytes"),
+        "startup_ready_s": startup.ready_s,
+        "ram_source": memory.source,
+        "ram_idle_bytes": memory.idle_bytes,
+        "ram_peak_bytes": memory.peak_bytes,
+        "vram_idle_bytes": gpu.idle.vram_bytes,
+        "vram_peak_bytes": gpu.peak.vram_bytes,
+        "gtt_idle_bytes": gpu.idle.gtt_bytes,
+        "gtt_peak_bytes": gpu.peak.gtt_bytes,
     })
     # Phases differ per backend (llama.cpp: model loaded; vLLM: weights, KV cache...): own columns.
-    for phase, seconds in (startup.get("phases") or {}).items():
+    for phase, seconds in startup.phases.items():
         row[f"startup_{phase}"] = seconds
     return row
 
 
-def _level_fields(cell: dict[str, Any], level: dict[str, Any]) -> dict[str, Any]:
-    memory = cell.get("memory") or {}
-    gpu = (memory.get("gpu") or {}).get("process") or {}
-    conc = level.get("concurrency")
-    ram = next((p for p in memory.get("per_level") or [] if p.get("concurrency") == conc), {})
-    vram_gtt = next((p.get("peak") or {} for p in gpu.get("per_level") or [] if p.get("concurrency") == conc), {})
-    row = {key: value for key, value in _flatten(level).items() if not key.startswith("errors")}
-    row["errors"] = errors_text(level.get("errors") or [])
-    row["ram_level_peak_bytes"] = ram.get("peak_bytes")
-    row["vram_level_peak_bytes"] = vram_gtt.get("vram_bytes")
-    row["gtt_level_peak_bytes"] = vram_gtt.get("gtt_bytes")
+def _level_fields(cell: CellResult, level: Level) -> dict[str, Any]:
+    ram = cell.memory.level_peak(level.concurrency)
+    vram_gtt = next((p.peak for p in cell.gpu_process.per_level if p.concurrency == level.concurrency), None)
+    # Every field the level has, plugin metrics included: the fields as written, flattened.
+    row = {key: value for key, value in _flatten(level.raw()).items() if not key.startswith("errors")}
+    row["errors"] = errors_text(level.errors)
+    row["ram_level_peak_bytes"] = ram.peak_bytes if ram is not None else None
+    row["vram_level_peak_bytes"] = vram_gtt.vram_bytes if vram_gtt is not None else None
+    row["gtt_level_peak_bytes"] = vram_gtt.gtt_bytes if vram_gtt is not None else None
     return row
 
 
-def errors_text(errors: list[dict[str, Any]]) -> str:
+def errors_text(errors: list[LevelError]) -> str:
     """'3x timeout; 1x http_500': the counts; the full texts are in the per-request CSV."""
-    return "; ".join(f"{e.get('count', 0)}x {e.get('kind')}" for e in errors)
+    return "; ".join(f"{e.count}x {e.kind}" for e in errors)
 
 
 def _flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:

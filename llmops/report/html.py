@@ -9,7 +9,8 @@ Policy forbids every request, so a later edit cannot make the page phone home un
 Reading order: the summary (one screen: per variant startup, memory, best Gen TPS and where TTFT
 p99 crosses the threshold, then who wins what), the plots, each variant's tables and exact
 command, and last the facts of each host, so the page is also the set-up record of the run.
-Everything is read from the run directory alone.
+Everything is read from the run directory alone: results.json through the typed reader
+(llmops.record.reader), the optional side files (plan, facts, provisioning) as plain JSON.
 """
 
 from __future__ import annotations
@@ -20,14 +21,18 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmops.record.rundir import safe_name
+from llmops.bench import stats
+from llmops.record.contract import safe_name
+from llmops.record.model import CellResult, Level, Results, Startup, cells_of, levels_of, results_of
+from llmops.record.reader import read_run
+from llmops.report import energy
 from llmops.report.csvout import LEVEL_COLUMNS, errors_text
-from llmops.report.tables import BENCH_HEADER
+from llmops.report.markdown import BENCH_HEADER, markdown_table
 from llmops.shell import MASK
 
 DEFAULT_TTFT_THRESHOLD_S = 1.0
@@ -50,18 +55,18 @@ SECRET_OPTION = re.compile(r"(--(?:api-key|hf-token|token|password)[ =])(?!\*\*\
 @dataclass
 class Run:
     path: Path
-    results: dict[str, Any]
+    results: Results
     meta: dict[str, Any] = field(default_factory=dict)
     plan_cells: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
     provision: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
-    def cells(self) -> list[dict[str, Any]]:
-        return self.results.get("cells", [])
+    def cells(self) -> list[CellResult]:
+        return self.results.cells
 
-    def cell_dir(self, cell: dict[str, Any]) -> Path:
-        return self.path / "cells" / safe_name(cell["host"]) / safe_name(cell["name"])
+    def cell_dir(self, cell: CellResult) -> Path:
+        return self.path / "cells" / safe_name(cell.host) / safe_name(cell.name)
 
 
 def _read_json(path: Path) -> Any:
@@ -73,8 +78,7 @@ def _read_json(path: Path) -> Any:
 
 def load_run(run_dir: Path) -> Run:
     run_dir = Path(run_dir)
-    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
-    run = Run(run_dir, results, meta=_read_json(run_dir / "meta.json") or {})
+    run = Run(run_dir, read_run(run_dir).results, meta=_read_json(run_dir / "meta.json") or {})
     plan = _read_json(run_dir / "plan.json") or {}
     run.plan_cells = {(c.get("host"), c.get("name")): c for c in plan.get("cells", [])}
     for path in sorted((run_dir / "facts").glob("*.json")):
@@ -88,7 +92,7 @@ def load_run(run_dir: Path) -> Run:
 
 @dataclass
 class VariantSummary:
-    cell: dict[str, Any]
+    cell: CellResult
     label: str
     colour: str
     marker: str
@@ -107,6 +111,10 @@ class VariantSummary:
     ttft_ok_up_to: str | None  # last level before that
     levels_tested: str | None
     min_success: float | None
+    single_stat: dict[str, Any] | None = None  # Gen TPS at the first level: median, interval, runs
+    best_stat: dict[str, Any] | None = None
+    single_flags: list[str] = field(default_factory=list)  # why the first level's figures may mislead
+    best_flags: list[str] = field(default_factory=list)
 
     @property
     def plot_label(self) -> str:
@@ -119,50 +127,54 @@ class VariantSummary:
         return (self.vram_peak or 0) + (self.gtt_peak or 0)
 
 
-def level_label(level: dict[str, Any]) -> str:
-    return f"{level['rate']:g}/s" if level.get("rate") is not None else str(level.get("concurrency"))
+def level_label(level: Level) -> str:
+    return f"{level.rate:g}/s" if level.rate is not None else str(level.concurrency)
 
 
-def _ordered_levels(cell: dict[str, Any]) -> list[dict[str, Any]]:
-    return sorted(cell.get("levels") or [], key=lambda lv: (lv.get("rate") or 0, lv.get("concurrency") or 0))
+def _ordered_levels(cell: CellResult) -> list[Level]:
+    return sorted(cell.levels, key=lambda lv: (lv.rate or 0, lv.concurrency or 0))
 
 
-def over_threshold(level: dict[str, Any], threshold_s: float) -> bool:
+def over_threshold(level: Level, threshold_s: float) -> bool:
     """TTFT p99 is over the threshold; or more than 1 % of requests never got a first token, which
     puts the p99 of all requests (not only of the successful ones) at infinity."""
-    if not level.get("succeeded") or (level.get("success_rate") or 0.0) < 0.99:
+    if not level.succeeded or (level.success_rate or 0.0) < 0.99:
         return True
-    return (level.get("ttft_p99_s") or 0.0) > threshold_s
+    return (level.ttft_p99_s or 0.0) > threshold_s
 
 
-def summarize(cells: list[dict[str, Any]], ttft_threshold_s: float) -> list[VariantSummary]:
-    single_host = len({c["host"] for c in cells}) <= 1
+def summarize(cells: Sequence[CellResult | dict[str, Any]], ttft_threshold_s: float) -> list[VariantSummary]:
+    cells = cells_of(cells)
+    single_host = len({c.host for c in cells}) <= 1
     out = []
     for i, cell in enumerate(cells):
-        memory = cell.get("memory") or {}
-        gpu = (memory.get("gpu") or {}).get("process") or {}
+        memory, gpu = cell.memory, cell.gpu_process
         levels = _ordered_levels(cell)
-        served = [lv for lv in levels if lv.get("succeeded")]
-        best = max(served, key=lambda lv: lv.get("gen_tps") or 0.0, default=None)
+        served = [lv for lv in levels if lv.succeeded]
+        best = max(served, key=lambda lv: lv.gen_tps or 0.0, default=None)
         cross = next((lv for lv in levels if over_threshold(lv, ttft_threshold_s)), None)
         before = [lv for lv in levels if cross is None or levels.index(lv) < levels.index(cross)]
-        rates = [lv.get("success_rate") for lv in levels if lv.get("success_rate") is not None]
+        rates = [lv.success_rate for lv in levels if lv.success_rate is not None]
         out.append(VariantSummary(
             cell=cell,
-            label=cell["name"] if single_host else f"{cell['name']} @ {cell['host']}",
+            label=cell.name if single_host else f"{cell.name} @ {cell.host}",
             colour=PALETTE[i % len(PALETTE)], marker=MARKERS[i % len(MARKERS)],
-            startup_s=(cell.get("startup") or {}).get("ready_s"),
-            ram_idle=memory.get("idle_bytes"), ram_peak=memory.get("peak_bytes"),
-            vram_idle=(gpu.get("idle") or {}).get("vram_bytes"), vram_peak=(gpu.get("peak") or {}).get("vram_bytes"),
-            gtt_idle=(gpu.get("idle") or {}).get("gtt_bytes"), gtt_peak=(gpu.get("peak") or {}).get("gtt_bytes"),
+            startup_s=cell.startup.ready_s,
+            ram_idle=memory.idle_bytes, ram_peak=memory.peak_bytes,
+            vram_idle=gpu.idle.vram_bytes, vram_peak=gpu.peak.vram_bytes,
+            gtt_idle=gpu.idle.gtt_bytes, gtt_peak=gpu.peak.gtt_bytes,
             first_level=level_label(levels[0]) if levels else None,
-            single_tps=levels[0].get("gen_tps") if levels and levels[0].get("succeeded") else None,
-            best_tps=best.get("gen_tps") if best else None,
+            single_tps=levels[0].gen_tps if levels and levels[0].succeeded else None,
+            best_tps=best.gen_tps if best else None,
             best_tps_at=level_label(best) if best else None,
             ttft_cross_at=level_label(cross) if cross else None,
             ttft_ok_up_to=level_label(before[-1]) if before else None,
             levels_tested=level_label(levels[-1]) if levels else None,
             min_success=min(rates) if rates else None,
+            single_stat=levels[0].stat("gen_tps") if levels and levels[0].succeeded else None,
+            best_stat=best.stat("gen_tps") if best else None,
+            single_flags=list(levels[0].flags) if levels else [],
+            best_flags=list(best.flags) if best else [],
         ))
     return out
 
@@ -212,10 +224,11 @@ def shown_env(env: dict[str, Any]) -> dict[str, str]:
     return {k: (MASK if looks_secret(k, v) else str(v)) for k, v in (env or {}).items()}
 
 
-def shown_command(cell: dict[str, Any]) -> str:
+def shown_command(cell: CellResult | dict[str, Any]) -> str:
     """The exact command, environment first, as one could paste it into a shell on the host."""
-    command = SECRET_OPTION.sub(lambda m: m.group(1) + MASK, cell.get("command") or "")
-    env = " ".join(f"{k}={v}" for k, v in shown_env(cell.get("env") or {}).items())
+    cell = cells_of([cell])[0]
+    command = SECRET_OPTION.sub(lambda m: m.group(1) + MASK, cell.command or "")
+    env = " ".join(f"{k}={v}" for k, v in shown_env(cell.env).items())
     return f"{env} {command}".strip()
 
 
@@ -285,7 +298,7 @@ def _x_axis(ax: Any, variants: list[VariantSummary]) -> None:
     """Log-2 x with a tick at every level that was run, written as plain numbers."""
     from matplotlib.ticker import FixedLocator, NullLocator
 
-    xs = sorted({_x(lv) for v in variants for lv in v.cell.get("levels") or [] if _x(lv) > 0})
+    xs = sorted({_x(lv) for v in variants for lv in v.cell.levels if _x(lv) > 0})
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_locator(FixedLocator(xs))
     ax.xaxis.set_minor_locator(NullLocator())
@@ -301,19 +314,19 @@ def _legend_below(fig: Any, handles: list[Any]) -> None:
 
 
 def _is_rate(variants: list[VariantSummary]) -> bool:
-    levels = [lv for v in variants for lv in v.cell.get("levels") or []]
-    return bool(levels) and all(lv.get("rate") is not None for lv in levels)
+    levels = [lv for v in variants for lv in v.cell.levels]
+    return bool(levels) and all(lv.rate is not None for lv in levels)
 
 
-def _x(level: dict[str, Any]) -> float:
-    return float(level["rate"] if level.get("rate") is not None else level.get("concurrency") or 0)
+def _x(level: Level) -> float:
+    return float(level.rate if level.rate is not None else level.concurrency or 0)
 
 
-def _series(cell: dict[str, Any], key: str, scale: float = 1.0) -> tuple[list[float], list[float]]:
+def _series(cell: CellResult, key: str, scale: float = 1.0) -> tuple[list[float], list[float]]:
     """x and y of one metric; a level where nothing succeeded is a gap, not a zero."""
     xs, ys = [], []
     for lv in _ordered_levels(cell):
-        value = lv.get(key) if lv.get("succeeded") else None
+        value = getattr(lv, key, None) if lv.succeeded else None
         xs.append(_x(lv))
         ys.append(math.nan if value is None else value * scale)
     return xs, ys
@@ -321,7 +334,7 @@ def _series(cell: dict[str, Any], key: str, scale: float = 1.0) -> tuple[list[fl
 
 @_with_style
 def plot_gen_tps(plots: Plots, variants: list[VariantSummary]) -> str | None:
-    with_levels = [v for v in variants if v.cell.get("levels")]
+    with_levels = [v for v in variants if v.cell.levels]
     if not with_levels:
         return None
     fig = plots.figure(6.4, 3.8)
@@ -342,7 +355,7 @@ def plot_ttft(plots: Plots, variants: list[VariantSummary], threshold: float) ->
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter
 
-    with_levels = [v for v in variants if v.cell.get("levels")]
+    with_levels = [v for v in variants if v.cell.levels]
     if not with_levels:
         return None
     fig = plots.figure(6.4, 3.8)
@@ -376,9 +389,9 @@ def plot_success(plots: Plots, variants: list[VariantSummary]) -> str | None:
         return None
     fig = plots.figure(6.4, 3.2)
     ax = fig.add_subplot()
-    for v in [v for v in variants if v.cell.get("levels")]:
+    for v in [v for v in variants if v.cell.levels]:
         levels = _ordered_levels(v.cell)
-        ax.plot([_x(lv) for lv in levels], [100.0 * (lv.get("success_rate") or 0.0) for lv in levels],
+        ax.plot([_x(lv) for lv in levels], [100.0 * (lv.success_rate or 0.0) for lv in levels],
                 color=v.colour, marker=v.marker, linewidth=2, label=v.plot_label)
     _x_axis(ax, variants)
     ax.set_ylim(-3, 105)
@@ -388,10 +401,12 @@ def plot_success(plots: Plots, variants: list[VariantSummary]) -> str | None:
     return plots.svg(fig, "Success rate against concurrency")
 
 
-def startup_segments(startup: dict[str, Any]) -> list[tuple[str, float, float]]:
+def startup_segments(startup: Startup | dict[str, Any]) -> list[tuple[str, float, float]]:
     """(what was reached, from, to) in seconds since spawn; the last one ends at readiness."""
-    phases = sorted(((k, v) for k, v in (startup.get("phases") or {}).items() if v is not None), key=lambda kv: kv[1])
-    ready = startup.get("ready_s")
+    if not isinstance(startup, Startup):
+        startup = Startup.model_validate(startup)
+    phases = sorted(((k, v) for k, v in startup.phases.items() if v is not None), key=lambda kv: kv[1])
+    ready = startup.ready_s
     out, start = [], 0.0
     for name, t in phases:
         if ready is not None and t > ready:
@@ -412,7 +427,7 @@ def plot_startup(plots: Plots, variants: list[VariantSummary]) -> str | None:
     ax = fig.add_subplot()
     longest = max(v.startup_s or 0.0 for v in known) or 1.0
     for row, v in enumerate(reversed(known)):
-        segments = startup_segments(v.cell.get("startup") or {}) or [("ready", 0.0, v.startup_s or 0.0)]
+        segments = startup_segments(v.cell.startup) or [("ready", 0.0, v.startup_s or 0.0)]
         for k, (name, start, end) in enumerate(segments):
             # Alternate the shade so neighbouring phases stay apart; the edge is the page colour.
             ax.barh(row, end - start, left=start, height=0.5, color=v.colour, alpha=1.0 if k % 2 == 0 else 0.55,
@@ -440,7 +455,7 @@ def plot_memory_bars(plots: Plots, variants: list[VariantSummary]) -> str | None
     fig = plots.figure(6.4, 1.1 + 0.55 * len(variants))
     axes = fig.subplots(1, len(kinds), sharey=True, squeeze=False)[0]
     rows = list(reversed(variants))
-    for ax, (label, attr) in zip(axes, kinds):
+    for ax, (label, attr) in zip(axes, kinds, strict=False):
         idle = [getattr(v, f"{attr}_idle") for v in rows]
         peak = [getattr(v, f"{attr}_peak") for v in rows]
         scale, unit = _mem_unit(idle + peak)
@@ -474,17 +489,17 @@ def _downsample(ts: list[float], ys: list[float], limit: int = 1500) -> tuple[li
     return out_t, out_y
 
 
-def memory_timeline(run: Run, cell: dict[str, Any]) -> dict[str, tuple[list[float], list[float]]]:
+def memory_timeline(run: Run, cell: CellResult) -> dict[str, tuple[list[float], list[float]]]:
     """name -> (seconds since spawn, bytes): RAM of the process tree, and VRAM/GTT where sampled."""
     from llmops.telemetry import procmem
 
     path = run.cell_dir(cell) / "memory.jsonl"
-    if not path.is_file() or cell.get("started_at") is None:
+    if not path.is_file() or cell.started_at is None:
         return {}
-    offset = float((run.facts.get(safe_name(cell["host"])) or run.facts.get(cell["host"]) or {})
+    offset = float((run.facts.get(safe_name(cell.host)) or run.facts.get(cell.host) or {})
                    .get("controller_clock_offset_s") or 0.0)
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    t0 = float(cell["started_at"])
+    t0 = float(cell.started_at)
     samples = procmem.read_samples(lines, offset)
     out = {"RAM": _downsample([s.t - t0 for s in samples], [float(s.bytes) for s in samples])} if samples else {}
     out.update(_gpu_timeline(lines, offset, t0, {int(p["pid"]) for s in samples for p in s.procs if "pid" in p}))
@@ -518,14 +533,14 @@ def plot_memory_timeline(plots: Plots, run: Run, variants: list[VariantSummary])
         return None
     fig = plots.figure(12, 0.8 + 1.7 * len(series))
     axes = fig.subplots(len(series), 1, squeeze=False)[:, 0]
-    for ax, (v, lines) in zip(axes, series):
+    for ax, (v, lines) in zip(axes, series, strict=False):
         scale, unit = _mem_unit(y for _, ys in lines.values() for y in ys)
-        t0 = float(v.cell["started_at"])
+        t0 = float(v.cell.started_at or 0.0)
         span = max((max(ts) for ts, _ in lines.values() if ts), default=1.0) or 1.0
         for k, level in enumerate(_ordered_levels(v.cell)):
-            if level.get("t_start") is None or level.get("t_end") is None:
+            if level.t_start is None or level.t_end is None:
                 continue
-            start, end = level["t_start"] - t0, level["t_end"] - t0
+            start, end = level.t_start - t0, level.t_end - t0
             ax.axvspan(start, end, color=GRID, alpha=0.10 if k % 2 == 0 else 0.04, linewidth=0)
             if (end - start) / span > 0.015:  # a label per band where it fits; the bands show the rest
                 ax.text((start + end) / 2, 1.0, level_label(level), transform=ax.get_xaxis_transform(),
@@ -665,9 +680,9 @@ def summary_columns(variants: list[VariantSummary], threshold: float) -> list[Su
         return SummaryColumn(header, texts, best, bad or [False] * len(variants))
 
     columns = []
-    if any(v.cell.get("status") != "ok" for v in variants):
-        columns.append(column("Status", [str(v.cell.get("status")) for v in variants],
-                              bad=[v.cell.get("status") != "ok" for v in variants]))
+    if any(v.cell.status != "ok" for v in variants):
+        columns.append(column("Status", [str(v.cell.status) for v in variants],
+                              bad=[v.cell.status != "ok" for v in variants]))
     columns.append(column("Startup", [fmt_seconds(v.startup_s) for v in variants],
                           [v.startup_s for v in variants], min))
     for label, attr in [("RAM", "ram")] + ([("VRAM", "vram"), ("GTT", "gtt")] if has_gpu else []):
@@ -678,9 +693,11 @@ def summary_columns(variants: list[VariantSummary], threshold: float) -> list[Su
     first_levels = {v.first_level for v in variants if v.first_level is not None}
     columns.append(column(f"Gen TPS at {first_levels.pop()}" if len(first_levels) == 1 else "Gen TPS at 1st level",
                           [fmt_num(v.single_tps) for v in variants], [v.single_tps for v in variants], max))
+    columns[-1].best = _interval_best(columns[-1].best, [v.single_stat for v in variants], variants)
     columns.append(column("Best Gen TPS",
                           [fmt_num(v.best_tps) + (f" at {v.best_tps_at}" if v.best_tps_at else "") for v in variants],
                           [v.best_tps for v in variants], max))
+    columns[-1].best = _interval_best(columns[-1].best, [v.best_stat for v in variants], variants)
     columns.append(column(f"TTFT p99 > {threshold:g} s at", [_cross_cell(v) for v in variants],
                           [_rank_value(v.ttft_cross_at, v.levels_tested) for v in variants], max))
     if any(v.min_success is not None and v.min_success < 1.0 for v in variants):
@@ -688,6 +705,15 @@ def summary_columns(variants: list[VariantSummary], threshold: float) -> list[Su
                               ["–" if v.min_success is None else f"{100 * v.min_success:.1f} %" for v in variants],
                               bad=[(v.min_success if v.min_success is not None else 1.0) < 1.0 for v in variants]))
     return columns
+
+
+def _interval_best(best: int | None, stat_list: list[dict[str, Any] | None],
+                   variants: list[VariantSummary]) -> int | None:
+    """No highlight where the 95 % intervals call it a tie (one run each: the plain best, as before)."""
+    if best is None:
+        return None
+    verdict = stats.verdict([(str(i), s) for i, s in enumerate(stat_list)], higher_is_better=True)
+    return best if verdict["kind"] == "winner" and verdict["name"] == str(best) else None
 
 
 def summary_caption(variants: list[VariantSummary], marked: str = "Highlighted") -> str:
@@ -704,7 +730,7 @@ def summary_section(variants: list[VariantSummary], threshold: float) -> str:
     rows, classes = [], []
     for i, v in enumerate(variants):
         rows.append([f'<span class="swatch" style="background:{v.colour}"></span>{esc(v.label)} '
-                     f'<span class="muted">{esc(v.cell.get("backend"))}</span>']
+                     f'<span class="muted">{esc(v.cell.backend)}</span>']
                     + [esc(c.texts[i]) for c in columns])
         classes.append(["text"] + ["bad" if c.bad[i] else "best" if c.best == i else "" for c in columns])
     items = []
@@ -718,15 +744,13 @@ def summary_section(variants: list[VariantSummary], threshold: float) -> str:
                       '<ul class="verdict">\n' + "\n".join(items) + "\n</ul>" if items else "", "</section>"])
 
 
-def summary_markdown(results: dict[str, Any], ttft_threshold_s: float = DEFAULT_TTFT_THRESHOLD_S) -> str:
+def summary_markdown(results: Results | dict[str, Any], ttft_threshold_s: float = DEFAULT_TTFT_THRESHOLD_S) -> str:
     """The same summary for report.md: a table (best values in bold) and the verdict as a list."""
-    from llmops.report.tables import markdown_table
-
-    variants = summarize(results.get("cells", []), ttft_threshold_s)
+    variants = summarize(results_of(results).cells, ttft_threshold_s)
     if not variants:
         return "(no variants)"
     columns = summary_columns(variants, ttft_threshold_s)
-    rows = [[f"{v.label} ({v.cell.get('backend')})"]
+    rows = [[f"{v.label} ({v.cell.backend})"]
             + [f"**{c.texts[i]}**" if c.best == i else c.texts[i] for c in columns] for i, v in enumerate(variants)]
     lines = [markdown_table(["Variant"] + [c.header for c in columns], rows), "", summary_caption(variants, "Bold"), ""]
     for f in findings(variants, ttft_threshold_s):
@@ -742,7 +766,7 @@ def _cross_cell(v: VariantSummary) -> str:
 
 def findings(variants: list[VariantSummary], threshold: float) -> list[Finding]:
     """Who wins what, in words: the answer to "which one?" for each thing people weigh."""
-    ranked = [v for v in variants if v.cell.get("status") == "ok" or v.cell.get("levels")]
+    ranked = [v for v in variants if v.cell.status == "ok" or v.cell.levels]
     has_gpu = any(v.gpu_peak is not None for v in variants)
     out: list[Finding] = []
 
@@ -758,22 +782,54 @@ def findings(variants: list[VariantSummary], threshold: float) -> list[Finding]:
     if has_gpu:
         best("Least GPU memory at peak (VRAM + GTT)", [(v, v.gpu_peak) for v in ranked], min, fmt_bytes)
     best("Least system RAM at peak", [(v, v.ram_peak) for v in ranked], min, fmt_bytes)
-    best("Fastest for a single user (first level)", [(v, v.single_tps) for v in ranked], max,
-         lambda x: f"{x:,.1f} tok/s")
-    best("Highest throughput", [(v, v.best_tps) for v in ranked], max, lambda x: f"{x:,.1f} tok/s")
+    out += _noisy_best("Fastest for a single user (first level)",
+                       [(v, v.single_stat, v.single_flags) for v in ranked])
+    out += _noisy_best("Highest throughput", [(v, v.best_stat, v.best_flags) for v in ranked], at_level=True)
     holding = [(v, x) for v in ranked if (x := _rank_value(v.ttft_cross_at, v.levels_tested)) is not None]
     if len(holding) >= 2:
         winner = max(holding, key=lambda p: p[1])[0]
         out.append(Finding(f"Keeps TTFT p99 under {threshold:g} s longest", f"{winner.label}, {_cross_words(winner)}",
                            "; ".join(f"{v.label} {_cross_words(v)}" for v, _ in holding if v is not winner)))
     for v in variants:
-        if v.cell.get("status") != "ok":
-            out.append(Finding(f"{v.label} {v.cell.get('status')}", str(v.cell.get("error")), bad=True))
+        if v.cell.status != "ok":
+            out.append(Finding(f"{v.label} {v.cell.status}", str(v.cell.error), bad=True))
         elif v.min_success is not None and v.min_success < 1.0:
-            lost = [f"{lv.get('failed')} of {lv.get('requests')} at {level_label(lv)}"
-                    for lv in _ordered_levels(v.cell) if lv.get("failed")]
+            lost = [f"{lv.failed} of {lv.requests} at {level_label(lv)}"
+                    for lv in _ordered_levels(v.cell) if lv.failed]
             out.append(Finding(f"{v.label} lost requests", ", ".join(lost), bad=True))
     return out
+
+
+def _noisy_best(title: str, entries: list[tuple[VariantSummary, dict[str, Any] | None, list[str]]],
+                at_level: bool = False) -> list[Finding]:
+    """A Gen TPS verdict that names a winner only when the 95 % intervals say so (bench/stats.py),
+    and says what it rests on: how many repetitions, and whether a level behind it was flagged."""
+    known = [(v, s, f) for v, s, f in entries if s is not None and s.get("median") is not None]
+    if len(known) < 2:
+        return []  # a race of one says nothing
+    verdict = stats.verdict([(v.label, s) for v, s, _ in known], higher_is_better=True)
+
+    def show(v: VariantSummary, s: dict[str, Any]) -> str:
+        text = f"{s['median']:,.1f} tok/s"
+        rel = stats.relative_half_width(s)
+        if rel is not None:
+            text += f" ±{100 * rel:.1f} %"
+        return text + (f" at {v.best_tps_at}" if at_level and v.best_tps_at else "")
+
+    runs = verdict["n"]
+    basis = (f"median of {runs} runs each, 95 % intervals" if runs > 1
+             else "1 run each: no interval, so noise cannot be told apart")
+    flagged = sorted({flag for _, _, flags in known for flag in flags})
+    if flagged:
+        basis += "; rests on flagged levels: " + "; ".join(flagged)
+    if verdict["kind"] == "tie":
+        tied = set(verdict["names"])
+        text = "tie (within noise): " + ", ".join(f"{v.label} {show(v, s)}" for v, s, _ in known if v.label in tied)
+        others = "; ".join([f"{v.label} {show(v, s)}" for v, s, _ in known if v.label not in tied] + [basis])
+        return [Finding(title, text, others)]
+    winner, ws, _ = next(e for e in known if e[0].label == verdict["name"])
+    others = "; ".join([f"{v.label} {show(v, s)}" for v, s, _ in known if v is not winner] + [basis])
+    return [Finding(title, f"{winner.label} with {show(winner, ws)}", others)]
 
 
 def _cross_words(v: VariantSummary) -> str:
@@ -805,28 +861,32 @@ def plots_section(plots: Plots, run: Run, variants: list[VariantSummary], thresh
     return '<section id="plots"><h2>Plots</h2><div class="plots">' + "\n".join(body) + "</div></section>"
 
 
-def bench_rows(levels: list[dict[str, Any]]) -> list[list[str]]:
+def bench_rows(levels: list[Level]) -> list[list[str]]:
     """The seven llmapibenchmark columns, with the same rounding as the Markdown report."""
     rows = []
     for lv in levels:
-        rows.append([level_label(lv), fmt_num(lv.get("gen_tps")), fmt_num(lv.get("prompt_tps")),
-                     fmt_num(lv.get("ttft_min_s")), fmt_num(lv.get("ttft_max_s")),
-                     f"{100.0 * (lv.get('success_rate') or 0.0):.2f}%", fmt_num(lv.get("total_s"))])
+        rows.append([level_label(lv), fmt_num(lv.gen_tps), fmt_num(lv.prompt_tps),
+                     fmt_num(lv.ttft_min_s), fmt_num(lv.ttft_max_s),
+                     f"{100.0 * (lv.success_rate or 0.0):.2f}%", fmt_num(lv.total_s)])
     return rows
 
 
-def full_metrics_table(levels: list[dict[str, Any]]) -> str:
-    """Every number of every level, transposed (a row per metric) so it fits the width."""
+def full_metrics_table(typed: list[Level]) -> str:
+    """Every number of every level, transposed (a row per metric) so it fits the width.
+
+    Generic over whatever fields the levels have (a plugin's metrics too), so it reads each
+    level as the fields that were written; the interval rows below use the typed level."""
+    levels = [lv.raw() for lv in typed]
     keys = [k for k in LEVEL_COLUMNS if any(k in lv for lv in levels)]
     keys += sorted({k for lv in levels for k, x in lv.items() if k not in keys and isinstance(x, (int, float))})
-    skip = {"level", "concurrency", "rate", "t_start", "t_end"}
+    skip = {"level", "concurrency", "rate", "t_start", "t_end", "energy"}  # energy: a table of its own
     rows = []
     for key in [k for k in keys if k not in skip]:
         cells = []
-        for lv in levels:
+        for lv, typed_level in zip(levels, typed, strict=True):
             value = lv.get(key)
             if key == "errors":
-                cells.append(errors_text(value or []) or "–")
+                cells.append(errors_text(typed_level.errors) or "–")
             elif isinstance(value, float):
                 cells.append(f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}")
             elif isinstance(value, dict):
@@ -834,33 +894,52 @@ def full_metrics_table(levels: list[dict[str, Any]]) -> str:
             else:
                 cells.append("–" if value is None else str(value))
         rows.append([key] + cells)
-    return table(["Metric"] + [level_label(lv) for lv in levels], rows,
+    if any(lv.stats for lv in typed):  # the spread behind the medians above
+        rows.append(["runs"] + [str((lv.stat("gen_tps") or {}).get("n", 1)) for lv in typed])
+        rows.append(["gen_tps 95% interval"] + [
+            f"{g['lo']:,.4g} .. {g['hi']:,.4g}" if (g := lv.stat("gen_tps")) and g["n"] > 1 else "–"
+            for lv in typed])
+    if any(lv.flags for lv in typed):
+        rows.append(["flags"] + ["; ".join(lv.flags) or "–" for lv in typed])
+    return table(["Metric"] + [level_label(lv) for lv in typed], rows,
                  caption="Definitions: docs/metrics.md. Units are in the names (_s seconds, _ms milliseconds, "
                          "_tps tokens/s).")
+
+
+def energy_section(cell: CellResult | dict[str, Any], levels: list[Level] | list[dict[str, Any]]) -> str:
+    """Joules per level with the idle power subtracted, or the reason there are none."""
+    levels = levels_of(levels)
+    line = energy.note(cell)
+    if not line:
+        return ""
+    if not energy.has_energy(levels):
+        return f'<p class="muted">{esc(line)}</p>'
+    return table(["Conc"] + energy.HEADER, [[level_label(lv)] + energy.cells(lv) for lv in levels], caption=line)
 
 
 def variant_section(run: Run, v: VariantSummary) -> str:
     cell = v.cell
     levels = _ordered_levels(cell)
-    anchor = "v-" + re.sub(r"[^A-Za-z0-9_-]", "-", f"{cell['host']}-{cell['name']}")
+    anchor = "v-" + re.sub(r"[^A-Za-z0-9_-]", "-", f"{cell.host}-{cell.name}")
     out = [f'<section id="{esc(anchor)}"><h3><span class="swatch" style="background:{v.colour}"></span>'
-           f"{esc(cell['name'])} on {esc(cell['host'])} <span class=\"muted\">({esc(cell.get('backend'))})</span></h3>"]
-    if cell.get("status") != "ok":
-        out.append(f'<p class="bad">{esc(cell.get("status"))}: {esc(cell.get("error"))}</p>')
+           f"{esc(cell.name)} on {esc(cell.host)} <span class=\"muted\">({esc(cell.backend)})</span></h3>"]
+    if cell.status != "ok":
+        out.append(f'<p class="bad">{esc(cell.status)}: {esc(cell.error)}</p>')
     out.append("<p class=\"muted\">Command, exactly as run (secrets masked):</p>")
     out.append(f"<pre>{esc(shown_command(cell))}</pre>")
-    plan_cell = run.plan_cells.get((cell["host"], cell["name"])) or {}
+    plan_cell = run.plan_cells.get(cell.key) or {}
     bench = {k: x for k, x in (plan_cell.get("benchmark") or {}).items() if x not in (None, [], {})}
     if bench:
         out.append("<details><summary>Benchmark settings</summary>"
                    + table(["Setting", "Value"], [[k, json.dumps(x) if isinstance(x, (list, dict)) else str(x)]
                                                   for k, x in bench.items()]) + "</details>")
     if levels:
-        lossy = [["bad" if c == 5 and (lv.get("success_rate") or 0.0) < 1.0 else "" for c in range(len(BENCH_HEADER))]
+        lossy = [["bad" if c == 5 and (lv.success_rate or 0.0) < 1.0 else "" for c in range(len(BENCH_HEADER))]
                  for lv in levels]
         out.append(table(BENCH_HEADER, bench_rows(levels), caption="The llmapibenchmark table.", classes=lossy))
         out.append("<details><summary>All metrics of every level</summary>" + full_metrics_table(levels) + "</details>")
-    phases = startup_segments(cell.get("startup") or {})
+    out.append(energy_section(cell, levels))
+    phases = startup_segments(cell.startup)
     if phases:
         out.append("<details><summary>Startup phases</summary>" + table(
             ["Phase reached", "At (s since spawn)", "Took (s)"],
@@ -872,25 +951,25 @@ def variant_section(run: Run, v: VariantSummary) -> str:
     return "\n".join(out)
 
 
-def _memory_holders(cell: dict[str, Any]) -> str:
-    memory = cell.get("memory") or {}
+def _memory_holders(cell: CellResult) -> str:
+    memory = cell.memory
     parts = []
     for when in ("idle", "peak"):
-        procs = memory.get(f"{when}_processes") or []
+        procs = memory.idle_processes if when == "idle" else memory.peak_processes
         if procs:
-            parts.append(table(["PID", "Process", f"RAM ({memory.get('source') or 'rss'})"],
-                               [[str(p.get("pid")), str(p.get("comm")), fmt_bytes(p.get("bytes"))] for p in procs],
+            parts.append(table(["PID", "Process", f"RAM ({memory.source or 'rss'})"],
+                               [[str(p.pid), str(p.comm), fmt_bytes(p.bytes)] for p in procs],
                                caption=f"System RAM at {when}."))
-    holders = ((memory.get("gpu") or {}).get("process") or {}).get("holders") or []
+    holders = cell.gpu_process.holders
     if holders:
         parts.append(table(["PID", "Process", "VRAM", "GTT"],
-                           [[str(h.get("pid")), str(h.get("name")), fmt_bytes(h.get("vram_bytes")),
-                             fmt_bytes(h.get("gtt_bytes"))] for h in holders], caption="GPU memory at peak."))
-    device = (memory.get("gpu") or {}).get("device") or {}
-    if device.get("peak"):
-        peak = device["peak"]
-        used = {kind: f"{fmt_bytes(peak.get(f'{kind}_used_bytes'))} of {fmt_bytes(peak.get(f'{kind}_total_bytes'))}"
-                for kind in ("vram", "gtt")}
+                           [[str(h.pid), str(h.name), fmt_bytes(h.vram_bytes),
+                             fmt_bytes(h.gtt_bytes)] for h in holders], caption="GPU memory at peak."))
+    device = memory.gpu.device if memory.gpu is not None else None
+    if device is not None and device.peak is not None and device.peak.raw():
+        peak = device.peak
+        used = {kind: f"{fmt_bytes(getattr(peak, f'{kind}_used_bytes'))} of "
+                      f"{fmt_bytes(getattr(peak, f'{kind}_total_bytes'))}" for kind in ("vram", "gtt")}
         parts.append(f"<p class=\"muted\">Whole GPU at peak (every process, not only this server): "
                      f"VRAM {esc(used['vram'])}, GTT {esc(used['gtt'])}.</p>")
     return "".join(parts)
@@ -942,22 +1021,21 @@ def host_section(run: Run, host: str) -> str:
 
 def header_section(run: Run) -> str:
     r, meta = run.results, run.meta
-    models = sorted({str(c.get("served_model") or c.get("model")) for c in run.cells
-                     if c.get("served_model") or c.get("model")})
-    bits = [f"status <strong>{esc(r.get('status') or meta.get('status'))}</strong>",
-            f"started {esc(r.get('started') or meta.get('started'))}"]
-    if r.get("finished") or meta.get("finished"):
-        bits.append(f"finished {esc(r.get('finished') or meta.get('finished'))}")
-    bits.append(f"playbook <code>{esc(r.get('playbook'))}</code>")
+    models = sorted({str(c.served_model or c.model) for c in run.cells if c.served_model or c.model})
+    bits = [f"status <strong>{esc(r.status or meta.get('status'))}</strong>",
+            f"started {esc(r.started or meta.get('started'))}"]
+    if r.finished or meta.get("finished"):
+        bits.append(f"finished {esc(r.finished or meta.get('finished'))}")
+    bits.append(f"playbook <code>{esc(r.playbook)}</code>")
     if models:
         bits.append("model " + ", ".join(f"<code>{esc(m)}</code>" for m in models))
-    return (f"<header><h1>llmops run {esc(r.get('run_id') or run.path.name)}</h1>"
+    return (f"<header><h1>llmops run {esc(r.run_id or run.path.name)}</h1>"
             f'<p class="meta muted">{" · ".join(bits)}</p></header>')
 
 
 def setup_section(run: Run) -> str:
     meta = run.meta
-    hosts = list(dict.fromkeys(c["host"] for c in run.cells))
+    hosts = list(dict.fromkeys(c.host for c in run.cells))
     out = ['<section id="setup"><h2>Set-up: hosts and how this run was made</h2>']
     if meta:
         argv = " ".join(str(a) for a in meta.get("argv") or [])
@@ -965,10 +1043,16 @@ def setup_section(run: Run) -> str:
                    f"<dt>llmops</dt><dd>{esc(meta.get('llmops_version'))} on {esc(meta.get('controller'))}, "
                    f"Python {esc(meta.get('python'))}</dd>"
                    f"<dt>Command</dt><dd><code>{esc(SECRET_OPTION.sub(lambda m: m.group(1) + MASK, argv))}</code></dd>"
-                   f"<dt>Inventory</dt><dd><code>{esc(run.results.get('inventory'))}</code></dd></dl>")
+                   f"<dt>Inventory</dt><dd><code>{esc(run.results.inventory)}</code></dd></dl>")
     out += [host_section(run, h) for h in hosts]
     out.append("</section>")
     return "\n".join(out)
+
+
+def _quality_section(run) -> str:  # noqa: ANN001 - the loaded run
+    from llmops.report.quality import quality_html
+
+    return quality_html(run.path, run.results, esc)
 
 
 def render_html(run_dir: Path, ttft_threshold_s: float = DEFAULT_TTFT_THRESHOLD_S) -> str:
@@ -976,12 +1060,13 @@ def render_html(run_dir: Path, ttft_threshold_s: float = DEFAULT_TTFT_THRESHOLD_
     run = load_run(Path(run_dir))
     variants = summarize(run.cells, ttft_threshold_s)
     plots = Plots()
-    title = f"llmops run {run.results.get('run_id') or run.path.name}"
+    title = f"llmops run {run.results.run_id or run.path.name}"
     body = [header_section(run), summary_section(variants, ttft_threshold_s) if variants
             else '<p class="bad">This run has no variants.</p>',
             plots_section(plots, run, variants, ttft_threshold_s),
             '<section id="variants"><h2>Variants</h2>' + "\n".join(variant_section(run, v) for v in variants)
             + "</section>",
+            _quality_section(run),
             setup_section(run),
             '<footer class="muted"><p>Made by llmops from the run directory; rebuild with '
             f"<code>llmops report {esc(run.path)} --format html</code>.</p></footer>"]

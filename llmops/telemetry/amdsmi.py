@@ -23,8 +23,7 @@ import re
 from typing import Any
 
 from llmops.plugins.api import Collector, Telemetry
-from llmops.telemetry.common import (UnrecognisedFormat, device, first_json, noise_lines, process,
-                                     telemetry)
+from llmops.telemetry.common import UnrecognisedFormat, device, first_json, noise_lines, process, telemetry
 from llmops.telemetry.units import clean_name, to_bytes, to_int
 
 TOOL = "amd-smi"
@@ -291,7 +290,7 @@ def parse_monitor(text: str) -> Telemetry:
             if len(values) != len(columns):
                 warnings.append(f"monitor row does not match its header: {line.strip()!r}")
                 continue
-            found = _monitor_device(dict(zip(columns, values)))
+            found = _monitor_device(dict(zip(columns, values, strict=False)))
             if found is not None:
                 devices.append(found)
     return telemetry(TOOL, devices, processes, warnings, repeats_are_copies=True)

@@ -13,7 +13,8 @@ contract's nulls ("unknown") from fields a tool never has.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from llmops.errors import LlmopsError
 from llmops.plugins.api import Telemetry

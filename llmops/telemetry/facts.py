@@ -14,6 +14,12 @@ from llmops.telemetry.select import AMD_VENDOR, NVIDIA_VENDOR
 
 VENDORS = {AMD_VENDOR: "AMD", NVIDIA_VENDOR: "NVIDIA", "0x8086": "Intel"}
 
+DPKG_PACKAGES = ("mesa-vulkan-drivers", "libgl1-mesa-dri", "libegl-mesa0", "firmware-amd-graphics", "linux-firmware")
+RPM_PACKAGES = ("mesa-vulkan-drivers", "mesa-dri-drivers", "linux-firmware", "amd-gpu-firmware")
+PACMAN_PACKAGES = ("vulkan-radeon", "mesa", "linux-firmware")
+MESA_PACKAGES = ("mesa-vulkan-drivers", "vulkan-radeon", "libgl1-mesa-dri", "mesa-dri-drivers", "mesa", "libegl-mesa0")
+FIRMWARE_PACKAGES = ("firmware-amd-graphics", "amd-gpu-firmware", "linux-firmware")
+
 # name -> shell command; each runs only when its tool exists, under a timeout.
 TOOL_COMMANDS = {
     "amd-smi-version": ("amd-smi", "amd-smi version"),
@@ -21,7 +27,12 @@ TOOL_COMMANDS = {
     "rocm-smi-meminfo": ("rocm-smi", "rocm-smi --showmeminfo vram gtt --json"),
     "nvidia-smi-gpus": ("nvidia-smi", "nvidia-smi --query-gpu=index,name,uuid,memory.used,memory.total "
                                       "--format=csv,noheader,nounits"),
-    "nvidia-smi-driver": ("nvidia-smi", "nvidia-smi --query-gpu=driver_version --format=csv,noheader"),
+    "nvidia-smi-driver": ("nvidia-smi", "nvidia-smi --query-gpu=driver_version,vbios_version --format=csv,noheader"),
+    # The user-space graphics stack and firmware, as the package manager has them (Mesa's RADV
+    # and radeonsi decide Vulkan speed; the firmware package the GPU's microcode).
+    "packages": (None, "dpkg-query -W -f '${Package} ${Version}\\n' " + " ".join(DPKG_PACKAGES) + " 2>/dev/null; "
+                       "rpm -q --qf '%{NAME} %{VERSION}\\n' " + " ".join(RPM_PACKAGES) + " 2>/dev/null "
+                       "| grep -v 'not installed'; pacman -Q " + " ".join(PACMAN_PACKAGES) + " 2>/dev/null; true"),
     "nvidia-smi-banner": ("nvidia-smi", "nvidia-smi"),
     "nvcc": ("nvcc", "nvcc --version"),
     "rocm-version": (None, "cat /opt/rocm/.info/version 2>/dev/null || cat /opt/rocm/.info/version-dev 2>/dev/null"),
@@ -79,6 +90,7 @@ def gpus(facts: dict[str, Any], raw: dict[str, dict[str, Any]]) -> list[dict[str
                       "pci": card.get("pci"),
                       "vram_total_bytes": card.get("mem_info_vram_total") or tool.get("vram_total_bytes"),
                       "gtt_total_bytes": card.get("mem_info_gtt_total") or tool.get("gtt_total_bytes"),
+                      "vbios_version": card.get("vbios_version"), "firmware": card.get("firmware"),
                       "source": "sysfs" + ("+amd-smi" if tool else "")})
     if not amd_cards and amd_from_tool:
         for d in amd_from_tool:
@@ -110,7 +122,11 @@ def versions(raw: dict[str, dict[str, Any]]) -> dict[str, Any]:
         out.setdefault("rocm", out.get("rocm_by_amd_smi"))
     text = _ok(raw, "nvidia-smi-driver")
     if text:
-        out["nvidia_driver"] = text.strip().splitlines()[0].strip()
+        first = [f.strip() for f in text.strip().splitlines()[0].split(",")]
+        out["nvidia_driver"] = first[0]
+        if len(first) > 1 and first[1]:
+            out["nvidia_vbios"] = first[1]
+    out.update(package_versions(_ok(raw, "packages")))
     text = _ok(raw, "nvidia-smi-banner")
     if text:
         m = re.search(r"CUDA Version:\s*([\d.]+)", text)
@@ -122,3 +138,22 @@ def versions(raw: dict[str, dict[str, Any]]) -> dict[str, Any]:
         if m:
             out["cuda_toolkit"] = m.group(1)
     return {k: v for k, v in out.items() if v}
+
+
+def package_versions(text: str | None) -> dict[str, Any]:
+    """Mesa and GPU firmware versions from `dpkg-query`/`rpm -q`/`pacman -Q` lines ("NAME VERSION");
+    a package listed without a version is not installed (dpkg lists removed ones so)."""
+    installed: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] not in installed:
+            installed[parts[0]] = parts[1]
+    out: dict[str, Any] = {}
+    mesa = next(((n, installed[n]) for n in MESA_PACKAGES if n in installed), None)
+    if mesa:
+        out["mesa"] = mesa[1]
+        out["mesa_package"] = mesa[0]
+    firmware = next(((n, installed[n]) for n in FIRMWARE_PACKAGES if n in installed), None)
+    if firmware:
+        out["gpu_firmware_package"] = f"{firmware[0]} {firmware[1]}"
+    return out

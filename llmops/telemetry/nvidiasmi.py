@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from typing import Any, Callable
+from collections.abc import Callable
 
 from llmops.plugins.api import Collector, Telemetry
 from llmops.telemetry.common import UnrecognisedFormat, device, noise_lines, process, telemetry
@@ -119,7 +119,7 @@ _SHAPES: dict[str, Callable[[str], bool]] = {
 
 def _fits(cells: list[str], layout: tuple[str, ...]) -> bool:
     return len(cells) == len(layout) and all(_SHAPES.get(col, lambda _: True)(cell)
-                                             for col, cell in zip(layout, cells))
+                                             for col, cell in zip(layout, cells, strict=False))
 
 
 def _fold(cells: list[str], columns: tuple[str, ...]) -> list[str]:
@@ -139,7 +139,7 @@ def _records(columns: tuple[str, ...], rows: list[list[str]], warnings: list[str
             row = ", ".join(cells)
             warnings.append(f"skipped a row with {len(cells)} fields, expected {len(columns)}: {row!r}")
             continue
-        records.append(dict(zip(columns, cells)))
+        records.append(dict(zip(columns, cells, strict=False)))
     return records
 
 

@@ -22,11 +22,12 @@ rocm-smi_json_showmemuse (memory-controller busy %, not capacity).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from llmops.errors import LlmopsError
 from llmops.plugins.api import Telemetry
-from llmops.telemetry import amdsmi, nvidiasmi, rocmsmi, sysfs
+from llmops.telemetry import amdsmi, nvidiasmi, power_gpu, power_sysfs, rocmsmi, sysfs
 
 TOOLS: dict[str, Callable[[str], Telemetry]] = {
     "amd-smi": amdsmi.parse,
@@ -35,11 +36,20 @@ TOOLS: dict[str, Callable[[str], Telemetry]] = {
     "sysfs": sysfs.parse,
 }
 
+# Power readings (llmops.telemetry.power_gpu / power_sysfs); "sysfs" here is the RAPL/hwmon pass.
+POWER_TOOLS: dict[str, Callable[[str], Telemetry]] = {
+    "amd-smi": power_gpu.parse_amdsmi,
+    "rocm-smi": power_gpu.parse_rocmsmi,
+    "nvidia-smi": power_gpu.parse_nvidiasmi,
+    "sysfs": power_sysfs.parse,
+}
 
-def parse_capture(tool: str, text: str) -> dict[str, Any]:
-    """The normalised JSON dict of `text`, the output of `tool`; LlmopsError if it cannot be read."""
+
+def parse_capture(tool: str, text: str, *, power: bool = False) -> dict[str, Any]:
+    """The normalised JSON dict of `text`, the output of `tool` (its power figures with `power`);
+    LlmopsError if it cannot be read."""
     try:
-        parse = TOOLS[tool]
+        parse = (POWER_TOOLS if power else TOOLS)[tool]
     except KeyError:
         raise LlmopsError(f"unknown telemetry tool {tool!r} (known: {', '.join(sorted(TOOLS))})") from None
     return parse(text).to_json()

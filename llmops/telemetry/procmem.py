@@ -21,6 +21,9 @@ class TreeSample:
     bytes: int
     source: str  # pss | rss
     procs: list[dict[str, Any]]
+    # A container's memory cgroup at this sample (agent's cgroup_memory): what the kernel charges
+    # to the container, page cache included, beside the PSS of its processes.
+    cgroup: dict[str, Any] | None = None
 
 
 def tree_bytes(procs: list[dict[str, Any]]) -> tuple[int, str]:
@@ -46,7 +49,9 @@ def read_samples(lines: Iterable[str], clock_offset: float = 0.0) -> list[TreeSa
         if not procs:
             continue
         total, source = tree_bytes(procs)
-        out.append(TreeSample(t=float(doc["t"]) - clock_offset, bytes=total, source=source, procs=procs))
+        cgroup = doc.get("cgroup") if isinstance(doc.get("cgroup"), dict) else None
+        out.append(TreeSample(t=float(doc["t"]) - clock_offset, bytes=total, source=source, procs=procs,
+                              cgroup=cgroup))
     return out
 
 
@@ -88,4 +93,34 @@ def summarize(samples: list[TreeSample], idle: TreeSample | None, levels: list[d
         peak = peak_between(samples, start, end)
         per_level.append({"concurrency": level.get("concurrency"), "peak_bytes": peak.bytes if peak else None})
     out["per_level"] = per_level
+    cgroup = cgroup_summary(samples, idle, bench_window)
+    if cgroup:
+        out["cgroup"] = cgroup
     return out
+
+
+def cgroup_summary(samples: list[TreeSample], idle: TreeSample | None,
+                   bench_window: tuple[float, float] | None) -> dict[str, Any] | None:
+    """The container's cgroup figures: at idle and the peak of the benchmark. Usage is what
+    `podman stats` shows (seen here, cgroup v1); the working set (usage less inactive file cache)
+    is what docker's CLI shows, by its documentation."""
+    marked = [s for s in samples if s.cgroup]
+    first = (idle.cgroup if idle and idle.cgroup else None) or (marked[0].cgroup if marked else None)
+    if first is None:
+        return None
+    idle_cg = idle.cgroup if idle and idle.cgroup else None
+    # The peak is over the benchmark (samples taken while the container shut down do not count),
+    # and never below the idle reading.
+    window = [s for s in marked if bench_window is None or bench_window[0] <= s.t <= bench_window[1]]
+
+    def peak(key: str) -> int | None:
+        values = [int(s.cgroup[key]) for s in window if s.cgroup and s.cgroup.get(key) is not None]
+        if idle_cg and idle_cg.get(key) is not None:
+            values.append(int(idle_cg[key]))
+        return max(values) if values else None
+
+    return {"version": first.get("version"), "path": first.get("path"),
+            "idle_working_set_bytes": idle_cg.get("working_set_bytes") if idle_cg else None,
+            "idle_usage_bytes": idle_cg.get("usage_bytes") if idle_cg else None,
+            "peak_working_set_bytes": peak("working_set_bytes"), "peak_usage_bytes": peak("usage_bytes"),
+            "samples": len(marked)}

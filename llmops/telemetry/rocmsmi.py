@@ -21,8 +21,7 @@ import re
 from typing import Any
 
 from llmops.plugins.api import Collector, Telemetry
-from llmops.telemetry.common import (UnrecognisedFormat, device, first_json, noise_lines, process,
-                                     telemetry)
+from llmops.telemetry.common import UnrecognisedFormat, device, first_json, noise_lines, process, telemetry
 from llmops.telemetry.units import clean_name, to_bytes, to_int
 
 TOOL = "rocm-smi"
@@ -101,7 +100,7 @@ def parse_text(text: str) -> Telemetry:
         elif columns == [] and line.startswith("PID"):
             columns = [column.upper() for column in _cells(line)]
         elif columns:
-            found = _table_process(dict(zip(columns, _cells(line))), warnings)
+            found = _table_process(dict(zip(columns, _cells(line), strict=False)), warnings)
             if found is not None:
                 processes.append(found)
         elif line.strip() and (not started or line.lstrip().startswith("WARNING")):

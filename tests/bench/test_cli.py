@@ -18,13 +18,13 @@ CONTRACT = ["concurrency", "requests", "failed", "success_rate", "gen_tps", "pro
             "steady_gen_tps"]
 
 
-def invoke(*args: str) -> "CliRunner.invoke":
+def invoke(*args: str) -> CliRunner.invoke:
     return CliRunner().invoke(bench, list(args), catch_exceptions=False)
 
 
 def test_json_has_the_contract_fields_and_no_nan(emulator: EmulatorProcess) -> None:
     emulator.configure({"default": {"ttft": 0.01, "gap": 0.001, "output_tokens": 8}})
-    result = invoke(emulator.url, "-c", "1,2", "-t", "8", "--format", "json", "--slo", "ttft=500ms,tpot=50ms")
+    result = invoke(emulator.url, "-c", "1,2", "--max-tokens", "8", "--format", "json", "--slo", "ttft=500ms,tpot=50ms")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     assert doc["model"] == "emulated"  # found through GET /v1/models
@@ -49,7 +49,7 @@ def test_json_when_everything_fails_is_still_strict_json(emulator: EmulatorProce
 def test_table_is_llmapibenchmark_compatible_with_an_error_summary(emulator: EmulatorProcess) -> None:
     emulator.configure({"default": {"ttft": 0.01, "gap": 0.001, "output_tokens": 8},
                         "rules": [{"indices": [1, 3, 5, 7, 9, 11], "set": {"failure": "http_503"}}]})  # 0: the preflight
-    result = invoke(emulator.url, "-m", "emulated", "-c", "16", "-t", "8")
+    result = invoke(emulator.url, "-m", "emulated", "-c", "16", "--max-tokens", "8")
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "| Conc | Gen TPS | Prompt TPS | Min TTFT(s) | Max TTFT(s) | Success | Total(s) |" in out
@@ -61,11 +61,11 @@ def test_table_is_llmapibenchmark_compatible_with_an_error_summary(emulator: Emu
 
 def test_csv_per_level_and_per_request(emulator: EmulatorProcess, tmp_path: Path) -> None:
     emulator.configure({"default": {"ttft": 0.01, "gap": 0.001, "output_tokens": 4}})
-    result = invoke(emulator.url, "-c", "1,3", "-t", "4", "--format", "csv")
+    result = invoke(emulator.url, "-c", "1,3", "--max-tokens", "4", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [r["concurrency"] for r in rows] == ["1", "3"] and all(r["failed"] == "0" for r in rows)
     saved = tmp_path / "requests.jsonl"
-    result = invoke(emulator.url, "-c", "3", "-t", "4", "--csv-requests", "--warmup", "1",
+    result = invoke(emulator.url, "-c", "3", "--max-tokens", "4", "--csv-requests", "--warmup", "1",
                     "--save-requests", str(saved))
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert len(rows) == 4 and {r["phase"] for r in rows} == {"warmup", "measure"}
@@ -78,14 +78,14 @@ def test_the_api_key_is_never_printed(emulator: EmulatorProcess, tmp_path: Path)
     emulator.configure({"api_key": "sk-right", "default": {"ttft": 0.01, "gap": 0.001, "output_tokens": 4}})
     saved = tmp_path / "r.jsonl"
     # a wrong key: the server quotes it back in its 401 answer
-    result = invoke(emulator.url, "-m", "emulated", "-c", "2", "-t", "4", "-k", "sk-wrong-123456",
+    result = invoke(emulator.url, "-m", "emulated", "-c", "2", "--max-tokens", "4", "-k", "sk-wrong-123456",
                     "--save-requests", str(saved))
     assert result.exit_code == 1
     assert "401" in result.stdout and "***" in result.stdout
     for text in (result.stdout, result.stderr, saved.read_text()):
         assert "sk-wrong-123456" not in text
     for fmt in ("json", "csv", "table"):
-        result = invoke(emulator.url, "-c", "1", "-t", "4", "-k", "sk-right", "--format", fmt)
+        result = invoke(emulator.url, "-c", "1", "--max-tokens", "4", "-k", "sk-right", "--format", fmt)
         assert result.exit_code == 0 and "sk-right" not in result.stdout + result.stderr
 
 
@@ -103,7 +103,7 @@ def test_the_api_key_is_never_printed(emulator: EmulatorProcess, tmp_path: Path)
     (["--slo", "latency=1s"], "NAME=TIME"),
     (["--format", "json", "--csv-requests"], "--csv-requests"),
     (["--timeout", "0"], "--timeout"),
-    (["-t", "0"], "--max-tokens"),
+    (["--max-tokens", "0"], "--max-tokens"),
     (["--prompt-file", "/nonexistent/prompts.jsonl"], "no such file"),
 ])
 def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:

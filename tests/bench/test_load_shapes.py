@@ -52,7 +52,7 @@ def test_open_loop_reports_client_queue_time(emulator: EmulatorProcess) -> None:
     assert level["rate"] == 100.0 and level["succeeded"] == 15
     assert 80 < level["offered_rps"] < 125  # nearly constant gaps at this burstiness
     records = sorted(run.measured(), key=lambda r: r.t_scheduled)  # type: ignore[arg-type,return-value]
-    for prev, cur in zip(records, records[1:]):
+    for prev, cur in zip(records, records[1:], strict=False):
         # with a cap of one, a request waits until the one before it is done (and the event loop
         # gets round to it: on a busy machine that can take a few ms)
         expected = max(0.0, prev.t_end - cur.t_scheduled)  # type: ignore[operator]

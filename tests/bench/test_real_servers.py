@@ -65,6 +65,11 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _start_llama(tmp_path_factory)
+
+
+def _start_llama(tmp_path_factory: pytest.TempPathFactory, extra: list[str] | None = None) -> Iterator[str]:
+    """The cached llama-server on the tiny model, 4 slots, with `extra` flags; its URL while it runs."""
     binary = _cached("llama.cpp/*/bin/llama-server", ".llmops-complete")
     model = _cached("models/*/tiny.gguf")
     if binary is None or model is None:
@@ -74,7 +79,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("llama") / "server.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([binary, "-m", model, "--host", "127.0.0.1", "--port", str(port), "-c", "4096",
-                                 "-np", "4", "--alias", "tiny"], stdout=out, stderr=subprocess.STDOUT)
+                                 "-np", "4", "--alias", "tiny", *(extra or [])], stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_ready(f"http://127.0.0.1:{port}/health", proc, 120, log)
         yield f"http://127.0.0.1:{port}"

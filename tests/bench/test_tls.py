@@ -47,6 +47,6 @@ def test_https_certificate_is_checked_unless_insecure(tls_emulator: tuple[Emulat
     run = run_bench(emu.url, concurrency=[1], max_tokens=4)  # the default context does not trust it
     (group,) = run.levels[0]["errors"]
     assert group["kind"] == "connect" and "CERTIFICATE_VERIFY_FAILED" in group["example"]
-    result = CliRunner().invoke(bench, [emu.url, "-m", "emulated", "-c", "2", "-t", "4", "--insecure"])
+    result = CliRunner().invoke(bench, [emu.url, "-m", "emulated", "-c", "2", "--max-tokens", "4", "--insecure"])
     assert result.exit_code == 0, result.output
     assert "100.00%" in result.stdout

@@ -48,7 +48,7 @@ def ansible(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], s
     for case, host in HOST_CALLS:
         calls[(case, host)] = ["-i", str(source_of(case).resolve()), "--host", host]
     results = run_many(list(calls.values()), tmp_path_factory.mktemp("ansible-inventory"))
-    return dict(zip(calls, results))
+    return dict(zip(calls, results, strict=False))
 
 
 def stdout_of(ansible: dict, key: tuple[str, str]) -> str:

@@ -1,4 +1,7 @@
-"""Bad Ansible inventories are reported as FILE:LINE:COL: what is wrong (what was expected)."""
+"""Bad Ansible inventories are reported as FILE:LINE:COL: what is wrong (what was expected).
+
+Connection values (ansible_port, ansible_host...) are kept as given while loading, as Ansible does;
+their errors come when a play uses the host, hence `.select("all")` after loading."""
 
 from __future__ import annotations
 
@@ -43,13 +46,15 @@ CASES = [
     ("inv.yml", "all:\n  hosts:\n    42:\n", "inv.yml:3:5: host pattern 42 is not a string"),
     ("inv.yml", "all:\n  children:\n    7: {}\n", "inv.yml:3:5: group name 7 is not a string"),
     ("inv.yml", "all:\n  children:\n    gpu: [a, b]\n", "inv.yml:3:5: 'gpu' is neither a group nor a host"),
-    ("inv.yml", "plugin: amazon.aws.aws_ec2\nregions: [x]\n", "inv.yml:1:1: inventory plugin configuration (plugin: amazon.aws.aws_ec2)"),
+    ("inv.yml", "plugin: amazon.aws.aws_ec2\nregions: [x]\n",
+     "inv.yml:1:1: ansible-inventory could not read it (an inventory plugin configuration (plugin: amazon.aws.aws_ec2))"),
     ("inv.yml", "- just\n- a list\n", "inv.yml:1:1: YAML inventory is a list, not a mapping"),
     ("inv.yml", "all:\n  vars:\n    v: !vault 5\n", "inv.yml:3:8: invalid YAML: the !vault tag needs a string value"),
     ("inv.yml", "all:\n\thosts: {}\n", "inv.yml:2:1: invalid YAML"),
     ("inv.json", '{"all": {"hosts": ["h1"]}}', "inv.json:1:19: 'hosts' of group 'all' is a list"),
-    # anything else
-    ("inv.toml", "[all]\n", "inv.toml:1:1: TOML inventories are not supported"),
+    # TOML
+    ("inv.toml", "[all\n", "inv.toml:1:5: not valid TOML"),
+    ("inv.toml", "[web]\nchildren = 'db'\n", "inv.toml:1:1: 'children' of group 'web' is a string (a list of group names)"),
 ]
 
 
@@ -58,7 +63,7 @@ def test_bad_inventory_is_located(tmp_path: Path, name: str, text: str, expected
     source = tmp_path / name
     source.write_bytes(text.encode("latin-1") if "\xff" in text else text.encode())
     with pytest.raises(ConfigError) as caught:
-        load(source)
+        load(source).select("all")
     message = str(caught.value).replace(str(tmp_path) + os.sep, "")
     assert message.startswith(expected), message
 
@@ -84,11 +89,28 @@ def test_bad_vars_files_are_located(tmp_path: Path) -> None:
         load(tmp_path / "inv.ini")
 
 
-def test_scripts_and_missing_sources_are_refused(tmp_path: Path) -> None:
-    script = tmp_path / "ec2.py"
-    script.write_text("#!/usr/bin/env python3\nprint('{}')\n")
-    script.chmod(0o755)
-    with pytest.raises(ConfigError, match="dynamic inventory script; llmops does not run them"):
-        load(script)
+def test_missing_sources_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="inventory not found"):
         load(tmp_path / "nope.ini")
+
+
+def test_values_are_kept_as_given_until_a_play_uses_the_host(tmp_path: Path) -> None:
+    source = tmp_path / "inv.ini"
+    source.write_text("[web]\nh1 ansible_port=@PORT\nh2 ansible_port=2222\n")
+    inventory = load(source)
+    assert inventory.hosts["h1"].vars["ansible_port"] == "@PORT"
+    assert [h.port for h in inventory.select("h2")] == [2222]
+    with pytest.raises(ConfigError, match=r"inv.ini:2:4: host 'h1': ansible_port: '@PORT' is not a port number"):
+        inventory.select("web")
+
+
+def test_a_vault_file_is_named_not_read_as_ini(tmp_path: Path) -> None:
+    source = tmp_path / "inv.ini"
+    source.write_text("$ANSIBLE_VAULT;1.1;AES256\n6162636465\n")
+    with pytest.raises(ConfigError, match=r"inv.ini:1:1: encrypted with Ansible Vault and no vault password"):
+        load(source)
+    (tmp_path / "ok.ini").write_text("[web]\nh1\n")
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "web.yml").write_text("$ANSIBLE_VAULT;1.1;AES256\n6162636465\n")
+    with pytest.raises(ConfigError, match=r"group_vars/web.yml:1:1: encrypted with Ansible Vault"):
+        load(tmp_path / "ok.ini")

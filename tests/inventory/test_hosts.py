@@ -10,7 +10,7 @@ import pytest
 from llmops.errors import LlmopsError
 from llmops.load.ansible import AnsibleInventory, UnsafeText, load
 from llmops.load.ansible_list import to_ansible_host, to_ansible_list, to_graph
-from llmops.load.inventory import load_inventory
+from llmops.load.sources import load_inventory
 
 CORPUS = Path(__file__).parent / "corpus"
 ROOT = Path(__file__).resolve().parents[2]

@@ -50,8 +50,8 @@ def test_write_all(llama_only: Path) -> None:
 @pytest.mark.parametrize("make,message", [
     (lambda d: d / "missing", "not a run directory (no such folder)"),
     (lambda d: d, "not a run directory (no results.json)"),
-    (lambda d: (d / "results.json").write_text("{not json") and d, "not valid JSON"),
-    (lambda d: (d / "results.json").write_text("[]") and d, "not an llmops results file"),
+    (lambda d: (d / "results.json").write_text("{not json") and d, "invalid JSON"),
+    (lambda d: (d / "results.json").write_text("[]") and d, "holds a list, not an object"),
 ])
 def test_bad_run_dir_is_one_line(tmp_path: Path, make, message: str) -> None:  # type: ignore[no-untyped-def]
     run = make(tmp_path)

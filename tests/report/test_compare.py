@@ -10,7 +10,7 @@ import pytest
 
 from llmops.errors import LlmopsError
 from llmops.report import command
-from llmops.report.compare import compare_results, parse_fail_on, worse_pct, BY_KEY
+from llmops.report.compare import BY_KEY, compare_results, parse_fail_on, worse_pct
 
 from .conftest import MIB, cell, check_golden, copy_run, edit_results, level
 

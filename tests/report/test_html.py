@@ -129,7 +129,7 @@ def test_startup_segments_follow_the_log() -> None:
     segments = startup_segments(vllm["startup"])
     assert [name for name, _, _ in segments] == ["weights loaded", "kv cache ready", "engine ready", "api up"]
     assert segments[0][1] == 0.0 and segments[-1][2] == pytest.approx(vllm["startup"]["ready_s"])  # clipped
-    assert all(a[2] == b[1] for a, b in zip(segments, segments[1:]))
+    assert all(a[2] == b[1] for a, b in zip(segments, segments[1:], strict=False))
 
 
 def test_failed_variant_without_levels(llama_only: Path) -> None:

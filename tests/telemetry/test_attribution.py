@@ -73,13 +73,14 @@ def test_collectors_chosen_from_facts() -> None:
     names = lambda chosen: [c.name for c in chosen]  # noqa: E731
     apu = {"tools": {"amd-smi": "/opt/rocm/bin/amd-smi", "rocm-smi": "/opt/rocm/bin/rocm-smi"},
            "gpus_sysfs": [{"vendor_id": "0x1002", "mem_info_vram_total": 512 << 20, "mem_info_gtt_total": 96 << 30}]}
-    assert names(select.choose(apu, available)) == ["amd-smi", "amd-smi-metric", "sysfs"]
+    assert names(select.choose(apu, available)) == ["amd-smi", "amd-smi-metric", "sysfs", "amd-smi-power", "sysfs-power"]
     old_rocm = {"tools": {"rocm-smi": "/usr/bin/rocm-smi"}, "gpus_sysfs": []}
-    assert names(select.choose(old_rocm, available)) == ["rocm-smi", "rocm-smi-pids"]
+    assert names(select.choose(old_rocm, available)) == ["rocm-smi", "rocm-smi-pids", "rocm-smi-power", "sysfs-power"]
     nvidia = {"tools": {"nvidia-smi": "/usr/bin/nvidia-smi"}, "gpus_sysfs": [{"vendor_id": "0x10de"}]}
-    assert names(select.choose(nvidia, available)) == ["nvidia-smi", "nvidia-smi-apps"]
-    assert select.choose({"tools": {}, "gpus_sysfs": []}, available) == []
-    assert names(select.choose(apu, available, override=["sysfs"])) == ["sysfs"]
+    assert names(select.choose(nvidia, available)) == ["nvidia-smi", "nvidia-smi-apps", "nvidia-smi-power", "sysfs-power"]
+    assert names(select.choose({"tools": {}, "gpus_sysfs": []}, available)) == ["sysfs-power"]
+    assert select.choose({"tools": {}, "gpus_sysfs": []}, available, power=False) == []
+    assert names(select.choose(apu, available, override=["sysfs"])) == ["sysfs", "amd-smi-power", "sysfs-power"]
 
 
 def test_facts_summary_from_real_outputs() -> None:

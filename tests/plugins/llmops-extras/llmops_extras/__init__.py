@@ -1,0 +1,1 @@
+"""Example plugins for llmops: a reporter (report.py) and a collector (collect.py)."""
