@@ -164,3 +164,16 @@ def test_every_package_is_installed_by_setup_cfg() -> None:
     listed = {line.strip() for line in config["options"]["packages"].splitlines() if line.strip()}
     found = {".".join(p.parent.relative_to(root).parts) for p in PACKAGE.rglob("__init__.py")}
     assert found - listed == set(), f"packages not installed by pip install .: {sorted(found - listed)}"
+
+
+def test_reading_a_run_loads_no_http_client() -> None:
+    """report, compare and docs read files only: they must not pay for (or depend on) the
+    load generator's aiohttp stack. quality.Completion once pulled it in through the runner."""
+    import subprocess
+    import sys
+
+    code = ("import sys, llmops.report.command, llmops.report.compare, llmops.report.html, "
+            "llmops.report.quality, llmops.report.setupdoc, llmops.record.reader; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'aiohttp'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out

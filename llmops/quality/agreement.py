@@ -33,6 +33,28 @@ class TokenScores:
     top: list[dict[str, float]] = field(default_factory=list)
 
 
+# One answer as the run directory keeps it (completions.jsonl). Here, beside TokenScores, so that
+# reading a run (report, summary) never imports the HTTP client that asked for it.
+@dataclass
+class Completion:
+    prompt: str
+    text: str
+    scores: TokenScores
+    finish_reason: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"prompt": self.prompt, "text": self.text, "tokens": self.scores.tokens,
+                "logprobs": self.scores.logprobs, "top_logprobs": self.scores.top,
+                "finish_reason": self.finish_reason}
+
+    @staticmethod
+    def from_dict(d: dict) -> Completion:
+        return Completion(d["prompt"], d["text"], TokenScores(list(d["tokens"]), list(d.get("logprobs") or []),
+                                                              list(d.get("top_logprobs") or [])),
+                          d.get("finish_reason"))
+
+
+
 def reference_logprob_at(variant: TokenScores, position: int, token: str) -> float | None:
     """Log-probability the variant gave `token` at `position`: its own pick's, or from its top list.
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from llmops.quality.agreement import TokenScores
+from llmops.quality.agreement import Completion, TokenScores
 from llmops.quality.tasks import Task
 
 TOP_K = 5  # alternatives asked per position (vLLM `logprobs`, llama-server `n_probs` through the same field)
@@ -25,25 +25,6 @@ _QUANT = re.compile(r"(?<![A-Za-z0-9])(I?Q[0-9]_[A-Z0-9_]+|Q[0-9]_[0-9K]|BF16|F1
 
 class QualityError(Exception):
     """The server did not answer a quality request as the API says."""
-
-
-@dataclass
-class Completion:
-    prompt: str
-    text: str
-    scores: TokenScores
-    finish_reason: str | None = None
-
-    def as_dict(self) -> dict:
-        return {"prompt": self.prompt, "text": self.text, "tokens": self.scores.tokens,
-                "logprobs": self.scores.logprobs, "top_logprobs": self.scores.top,
-                "finish_reason": self.finish_reason}
-
-    @staticmethod
-    def from_dict(d: dict) -> Completion:
-        return Completion(d["prompt"], d["text"], TokenScores(list(d["tokens"]), list(d.get("logprobs") or []),
-                                                              list(d.get("top_logprobs") or [])),
-                          d.get("finish_reason"))
 
 
 @dataclass

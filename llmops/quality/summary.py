@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops.quality import tasks as task_mod
-from llmops.quality.agreement import agreement
-from llmops.quality.runner import Completion
+from llmops.quality.agreement import Completion, agreement
 
 SETTING_KEYS = ("backend", "quantisation", "context", "chat template", "model file")
 

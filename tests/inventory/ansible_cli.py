@@ -45,7 +45,8 @@ def isolated_env(workdir: Path) -> dict[str, str]:
 
 
 # ansible-inventory costs about a second a call (30 s of the fast tier); its answer depends only on
-# its version, its arguments and the bytes of the sources they name, so it is kept by those.
+# its version, its arguments and the bytes of the sources they name, so it is kept by those, with
+# the paths it names held as placeholders (see _places).
 CACHE = Path(os.environ.get("LLMOPS_TEST_CACHE", os.path.expanduser("~/.cache/llmops/test-oracle/ansible-inventory")))
 
 
@@ -59,8 +60,9 @@ def _tree_digest(path: Path, digest: Any) -> None:
 
 
 def _cache_key(version: str, args: list[str]) -> str | None:
-    """Version, arguments with each existing path replaced by its name and content; None when an
-    argument is a path that cannot be read (the answer is then not kept)."""
+    """Version, arguments with each existing path replaced by its name and content (for a file, also
+    the group_vars/ and host_vars/ beside it, which Ansible reads too); None when a path cannot be
+    read (the answer is then not kept)."""
     digest = hashlib.sha256(f"{version}\0".encode())
     for arg in args:
         path = Path(arg)
@@ -68,11 +70,36 @@ def _cache_key(version: str, args: list[str]) -> str | None:
             try:
                 digest.update(b"\0p" + path.name.encode())
                 _tree_digest(path, digest)
+                if path.is_file():
+                    for beside in ("group_vars", "host_vars"):
+                        digest.update(b"\0b" + beside.encode())
+                        _tree_digest(path.parent / beside, digest)
             except OSError:
                 return None
         else:
             digest.update(b"\0a" + arg.encode())
     return digest.hexdigest()
+
+
+def _places(args: list[str], workdir: Path) -> list[tuple[str, str]]:
+    """Paths of this run that an answer may name (the sources, their folders, the working folder),
+    longest first, each with the placeholder it is kept under: with them, an answer that names its
+    input (inventory_file, an error message) is kept too, and read back with this run's paths."""
+    places = {str(workdir): "@@WORKDIR@@"}
+    for i, arg in enumerate(args):
+        if os.sep in arg:
+            places.setdefault(arg, f"@@ARG{i}@@")
+            folder = os.path.dirname(arg)
+            if os.path.isabs(folder) and folder.count(os.sep) > 1:  # never "/" or "/tmp" alone
+                places.setdefault(folder, f"@@ARGDIR{i}@@")
+    return sorted(places.items(), key=lambda kv: -len(kv[0]))
+
+
+def _swap(text: str, pairs: list[tuple[str, str]]) -> str:
+    for old, new in pairs:
+        if old:
+            text = text.replace(old, new)
+    return text
 
 
 def run_many(arg_lists: list[list[str]], workdir: Path) -> list[subprocess.CompletedProcess]:
@@ -87,16 +114,19 @@ def run_many(arg_lists: list[list[str]], workdir: Path) -> list[subprocess.Compl
     def one(args: list[str]) -> subprocess.CompletedProcess:
         key = _cache_key(version, args)
         cached = CACHE / f"{key}.json" if key else None
+        places = _places(args, workdir)
+        back = [(hold, path) for path, hold in places]
         if cached is not None and cached.exists():
             doc = json.loads(cached.read_text())
-            return subprocess.CompletedProcess(doc["args"], doc["rc"], doc["out"], doc["err"])
+            return subprocess.CompletedProcess([str(ANSIBLE_INVENTORY), *args], doc["rc"], _swap(doc["out"], back),
+                                               _swap(doc["err"], back))
         proc = subprocess.run([str(ANSIBLE_INVENTORY), *args], cwd=workdir, env=env, capture_output=True,
                               text=True, timeout=120)
-        # Only answers that name no path of this run are kept: a later run's paths differ.
-        if cached is not None and not any(a in proc.stdout + proc.stderr for a in args if os.sep in a):
+        if cached is not None:
             CACHE.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"args": proc.args, "rc": proc.returncode, "out": proc.stdout, "err": proc.stderr}))
+            tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"rc": proc.returncode, "out": _swap(proc.stdout, places),
+                                       "err": _swap(proc.stderr, places)}))
             tmp.replace(cached)
         return proc
 

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from llmops.quality.agreement import TokenScores, agreement, first_divergence, score_pair
-from llmops.quality.runner import Completion, parse_logprobs, quantisation_of
+from llmops.quality.agreement import Completion, TokenScores, agreement, first_divergence, score_pair
+from llmops.quality.runner import parse_logprobs, quantisation_of
 from llmops.quality.summary import VariantRun, compare, differing_settings
 from llmops.quality.tasks import Task, is_correct, make_tasks, normalise, score
 
