@@ -39,15 +39,31 @@ provision-test: install-test
 	$(BIN)/llmops provision playbooks/quickstart.yml
 
 # Two tiers (tests/conftest.py marks them): the fast one first, so a plain mistake fails in
-# about a minute, then the tests that drive real servers, sshd, namespaces and the browser.
-# The fast tier runs on every core (pytest-xdist: its tests share no ports or files), except
-# its tests that judge time (marked `timed`), which run one at a time after it; the real tier
-# runs one test at a time too, because its tests measure servers and must not load each other.
+# about two minutes, then the tests that drive real servers, sshd, namespaces and the browser.
+# The fast tier runs on every core (pytest-xdist: its tests share no ports or files); its tests
+# that judge time (marker `timed`: the emulator streams at known times) run beside it in a
+# process of their own, one at a time and at normal priority, while the rest runs at nice 10:
+# they need about half a core, and a loaded CPU would delay the emulator and the client alike.
+# The real tier runs one test at a time, because its tests measure servers and must not load
+# each other.
 FAST_WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest -ra --durations=15
+
+.PHONY: test-fast test-real
+test-fast: install-test
+	@timed_log=$$(mktemp); \
+	$(PYTEST) -p no:cacheprovider -m "timed and not real" > $$timed_log 2>&1 & timed=$$!; \
+	nice -n 10 $(PYTEST) -n $(FAST_WORKERS) -m "not real and not timed"; fast=$$?; \
+	wait $$timed; timed_rc=$$?; \
+	echo "--- tests that judge time (run beside the above) ---"; cat $$timed_log; rm -f $$timed_log; \
+	test $$fast = 0 && test $$timed_rc = 0
+
+test-real: install-test system-packages provision-test
+	$(PYTEST) -m real
+
 test: install-test system-packages provision-test
-	$(BIN)/python -m pytest -ra -n $(FAST_WORKERS) -m "not real and not timed"
-	$(BIN)/python -m pytest -ra -m "timed and not real"
-	$(BIN)/python -m pytest -ra -m real
+	$(MAKE) --no-print-directory test-fast
+	$(MAKE) --no-print-directory test-real
 
 # ruff's rules are in ruff.toml; the fast tier runs the same check (tests/test_lint.py).
 lint: install-test

@@ -18,7 +18,7 @@ from llmops.plugins.registry import registry
 from llmops.record.inventories import sources_from_meta
 from llmops.record.jsonfile import read_object
 from llmops.record.rundir import RunDir, new_run_id, write_text
-from llmops.report.command import write_all
+from llmops.report.command import DEFAULT_REPORTS, write_all
 from llmops.report.tables import bench_table, comparison, detail_table, report_markdown
 
 if TYPE_CHECKING:
@@ -102,7 +102,8 @@ def run_apply(plan: Plan, **options: Any) -> int:
 
 def _apply_locked(plan: Plan, *, held: list[RunDir], playbook: Path, inventory: str | tuple[str, ...] | None, run_dir: str | None,
                   forks: int, verbosity: int, as_json: bool, argv: list[str], resume_skip: set[str] | None = None,
-                  selection: dict[str, Any] | None = None, keep_running: bool = False, restart: bool = False) -> int:
+                  selection: dict[str, Any] | None = None, keep_running: bool = False, restart: bool = False,
+                  reports: tuple[str, ...] = DEFAULT_REPORTS) -> int:
     # Data on stdout, progress on stderr: event lines and status go to stderr; the tables, the
     # recap and where the results are go to stdout. With --json stdout carries only the one JSON
     # document (pipe it to a JSON tool), so the tables go to stderr with the progress.
@@ -154,11 +155,15 @@ def _apply_locked(plan: Plan, *, held: list[RunDir], playbook: Path, inventory: 
     print_tables(console, rundir.typed_results())
     rundir.finish("interrupted" if interrupted else "complete")
     results = rundir.typed_results()
+    written: list[Path] = []
     try:
-        write_all(path)
+        written = write_all(path, formats=reports)
     except LlmopsError as exc:  # the results are safe; a report that cannot be drawn is a warning
         console.line(f"llmops: warning: report not written: {exc}")
-        write_text(path / "report.md", report_markdown(results))
+        if "md" in reports:
+            write_text(path / "report.md", report_markdown(results))
+            written = [path / "report.md"]
+    main_report = next((p for p in written if p.suffix == ".html"), written[0] if written else None)
     if not recaps:
         recaps = {h.name: HostRecap(h.name) for h in plan.hosts}
         for cell in results.cells:
@@ -168,11 +173,14 @@ def _apply_locked(plan: Plan, *, held: list[RunDir], playbook: Path, inventory: 
             elif cell.status in ("failed",):
                 r.failed += 1
     print_recap(console, recaps, as_json, {"status": results.status, "run_dir": str(path),
-                                           "results": str(path / "results.json"), "report": str(path / "report.html")})
+                                           "results": str(path / "results.json"),
+                                           "report": str(main_report) if main_report else None})
     if not as_json:
         for line in partial_levels(results):
             console.line(line, data=True)
-    console.line(f"\nresults: {path / 'results.json'}   report: {path / 'report.html'} (and report.md)", data=True)
+    others = [p.name for p in written if p != main_report]
+    shown = f"   report: {main_report}" + (f" (and {', '.join(others)})" if others else "") if main_report else ""
+    console.line(f"\nresults: {path / 'results.json'}{shown}", data=True)
     if interrupted:
         console.line("llmops: interrupted; every server this run started was stopped. "
                      "Finished variants are kept in the run directory.")

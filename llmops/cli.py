@@ -254,10 +254,14 @@ def _probe(plan) -> None:  # noqa: ANN001 - a Plan
                                                    "-vvv: and its output.")
 @click.option("--json", "as_json", is_flag=True,
               help="stdout: one JSON document at the end (recap, status, run directory); progress goes to stderr.")
+@click.option("--reports", "reports", default="md,html", show_default=True, metavar="FORMAT,...",
+              help="Reports written into the run directory at the end (report.md, report.html, report.csv, "
+                   "report-NAME.EXT for other formats, plugins included); 'none' for none: "
+                   "`llmops report` makes any of them later.")
 def apply(playbook: str | None, inventory: str | None, extra_vars: tuple[str, ...], limit: str | None, tags: str,
           skip_tags: str, run_dir: str | None, resume: str | None, replay: str | None, check_only: bool,
           show_diff: bool, list_hosts: bool, keep_running: bool, restart: bool, forks: int, verbose: int,
-          as_json: bool) -> None:
+          as_json: bool, reports: str) -> None:
     """Provision, start, measure and stop every backend variant of PLAYBOOK on its hosts.
 
     \b
@@ -270,6 +274,7 @@ def apply(playbook: str | None, inventory: str | None, extra_vars: tuple[str, ..
     """
     from llmops.apply import replay_sources, resume_sources, run_apply
 
+    report_formats = report_list(reports)
     skip: set[str] = set()
     if replay:
         if resume or playbook:
@@ -316,8 +321,24 @@ def apply(playbook: str | None, inventory: str | None, extra_vars: tuple[str, ..
                      selection={"limit": limit, "tags": tags, "skip_tags": skip_tags,
                                 # resolved, so --replay needs neither the -e files nor the shell
                                 "extra_vars": parse_extra_vars(extra_vars)},
-                     keep_running=keep_running, restart=restart)
+                     keep_running=keep_running, restart=restart, reports=report_formats)
     sys.exit(code)
+
+
+def report_list(value: str) -> tuple[str, ...]:
+    """--reports: names of installed reporters, comma-separated, in order, each once; 'none' for none.
+    Checked before anything starts (a usage error, exit 2)."""
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if names == ["none"]:
+        return ()
+    from llmops.report.command import reporters
+
+    found = reporters()
+    unknown = [n for n in names if n not in found]
+    if unknown or not names:
+        raise click.BadParameter(f"{', '.join(map(repr, unknown)) or repr(value)}: not an installed report format "
+                                 f"(installed: {', '.join(sorted(found))}; or 'none')", param_hint="'--reports'")
+    return tuple(dict.fromkeys(names))
 
 
 @main.command()

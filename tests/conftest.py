@@ -13,18 +13,35 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import cli_forks  # noqa: E402
 import sshd as sshd_mod  # noqa: E402
 
 
 def llmops(*args: str, cwd: Path | None = None, timeout: float = 900, env: dict[str, str] | None = None,
-           check: bool = False) -> subprocess.CompletedProcess:
+           check: bool = False, input: str | None = None) -> subprocess.CompletedProcess:
+    """`python -m llmops ARGS`. In the fast tier through the fork server (tests/cli_forkserver.py:
+    llmops already imported, the command still a process of its own), elsewhere a fresh interpreter."""
     full_env = dict(os.environ)
     full_env.update(env or {})
-    proc = subprocess.run([sys.executable, "-m", "llmops", *args], cwd=cwd or ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+    proc = None
+    if _FORKS_ALLOWED:
+        proc = cli_forks.FORKS.run(list(args), cwd or ROOT, env=full_env, stdin=input, timeout=timeout)
+    if proc is None:
+        proc = subprocess.run([sys.executable, "-m", "llmops", *args], cwd=cwd or ROOT, capture_output=True, text=True,
+                              timeout=timeout, env=full_env, input=input)
     if check and proc.returncode != 0:
         raise AssertionError(f"llmops {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+# Set per test (pytest_runtest_setup below): the real tier, whose tests may look for the llmops
+# process by its command line or measure the host, always gets a fresh interpreter.
+_FORKS_ALLOWED = False
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    global _FORKS_ALLOWED
+    _FORKS_ALLOWED = item.get_closest_marker("real") is None
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +101,7 @@ REAL_MODULES = {"test_vllm", "test_real_servers", "test_html_browser", "test_mul
 # client measured): they run one at a time, after the rest of the fast tier has run on every
 # core, because a loaded CPU delays the emulator and the client alike (see the Makefile).
 TIMED_PATHS = ("tests/bench/",)
-TIMED_MODULES = {"test_durations", "test_cli_terminal", "test_sampling", "test_energy_apply", "test_rundir_lock"}
+TIMED_MODULES = {"test_cli_terminal", "test_sampling", "test_energy_apply", "test_rundir_lock"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

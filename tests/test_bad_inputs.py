@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_forks import FORKS
 from conftest import llmops
 
 HERE = Path(__file__).resolve().parent / "bad_inputs"
 RUNNER = Path(__file__).resolve().parent / "bad_input_runner.py"
-FORKSERVER = Path(__file__).resolve().parent / "bad_input_forkserver.py"
 CASES = json.loads((HERE / "EXPECTED.json").read_text())
 LOCATED = re.compile(r"^[^\s:]+:\d+:\d+: ", re.M)
 
@@ -40,53 +40,23 @@ CPU_SECONDS = 2.0
 MAX_RSS_MB = 200
 
 
-class ForkServer:
-    """tests/bad_input_forkserver.py, started once per test process: llmops imported once, a
-    forked child per command. Its cost is the child's CPU plus the measured import cost, so the
-    bound still covers what a user's fresh `llmops` pays."""
-
-    def __init__(self) -> None:
-        self.proc: subprocess.Popen | None = None
-        self.startup: dict[str, float] = {}
-
-    def run(self, args: list[str], cwd: Path) -> dict[str, Any]:
-        if self.proc is None or self.proc.poll() is not None:
-            self.proc = subprocess.Popen([sys.executable, str(FORKSERVER)], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, text=True, cwd=HERE)
-            assert self.proc.stdout is not None
-            self.startup = json.loads(self.proc.stdout.readline())
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps({"args": args, "cwd": str(cwd), "timeout": 30}) + "\n")
-        self.proc.stdin.flush()
-        answer = json.loads(self.proc.stdout.readline())
-        answer["cpu_s"] += self.startup["startup_cpu_s"]
-        answer["max_rss_mb"] = max(answer["max_rss_mb"], self.startup["startup_rss_mb"])
-        return answer
-
-    def close(self) -> None:
-        if self.proc is not None:
-            self.proc.stdin.close()  # type: ignore[union-attr]
-            self.proc.wait(timeout=30)
-
-
-FORKS = ForkServer()
+ADDRESS_SPACE = 2 * 1024 ** 3  # as bad_input_runner.py: an unbounded expansion dies here quickly
 
 
 def measured(args: list[str], cwd: Path, tmp_path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run `llmops ARGS`; its exit code, output, CPU seconds and peak RSS. A command with its own
-    environment runs in a fresh interpreter (bounds are read when llmops is imported)."""
-    if not env:
-        return FORKS.run(args, cwd)
+    """Run `llmops ARGS`; its exit code, output, CPU seconds and peak RSS. Through the fork server
+    (tests/cli_forkserver.py), its import cost added back so the bound still covers what a fresh
+    `llmops` pays; a command with its own bounds (LLMOPS_* variables, read at import) runs in a
+    fresh interpreter."""
+    full_env = {**os.environ, **(env or {})}
+    answer = FORKS.answer(args, cwd, env=full_env, timeout=30, limit_as=ADDRESS_SPACE)
+    if answer is not None:
+        answer["cpu_s"] += FORKS.startup["startup_cpu_s"]
+        answer["max_rss_mb"] = max(answer["max_rss_mb"], FORKS.startup["startup_rss_mb"])
+        return answer
     report = tmp_path / "cost.json"
-    subprocess.run([sys.executable, str(RUNNER), str(report), *args], cwd=cwd, env={**os.environ, **env},
-                   check=True, timeout=120)
+    subprocess.run([sys.executable, str(RUNNER), str(report), *args], cwd=cwd, env=full_env, check=True, timeout=120)
     return json.loads(report.read_text())
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _close_forkserver():
-    yield
-    FORKS.close()
 
 
 def assert_cheap_refusal(result: dict[str, Any], label: str) -> None:

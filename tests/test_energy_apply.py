@@ -24,7 +24,7 @@ def apply(tmp_path: Path, sysfs_root: Path, **extra: object) -> dict:
                                                            "vars": {"llmops_sysfs_root": str(sysfs_root)}}}},
                                   tmp_path / "inv.yml")
     run_dir = tmp_path / "run"
-    result = CliRunner().invoke(main, ["apply", "tests/playbooks/energy.yml", "-i", str(inventory), "--run-dir",
+    result = CliRunner().invoke(main, ["apply", "--reports", "md", "tests/playbooks/energy.yml", "-i", str(inventory), "--run-dir",
                                        str(run_dir), "-e", json.dumps({"port": free_port(), "emu_python": sys.executable,
                                                                        **extra})])
     assert result.exit_code == 0, result.output

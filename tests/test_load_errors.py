@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-
-LLMOPS = [sys.executable, "-m", "llmops"]
+from conftest import llmops
 
 GOOD_BACKEND = """\
 - hosts: all
@@ -60,7 +57,7 @@ CASES = [
 def test_bad_playbook_is_located(tmp_path: Path, label: str, text: str, expected: str) -> None:
     pb = tmp_path / "pb.yml"
     pb.write_text(text)
-    proc = subprocess.run(LLMOPS + ["check", "pb.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    proc = llmops("check", "pb.yml", cwd=tmp_path, timeout=60)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert expected in proc.stderr, proc.stderr
@@ -69,13 +66,13 @@ def test_bad_playbook_is_located(tmp_path: Path, label: str, text: str, expected
 
 def test_binary_garbage(tmp_path: Path) -> None:
     (tmp_path / "pb.yml").write_bytes(b"- hosts: all\n\x89PNG\r\n\x1a\n\x00\x00")
-    proc = subprocess.run(LLMOPS + ["check", "pb.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    proc = llmops("check", "pb.yml", cwd=tmp_path, timeout=60)
     assert proc.returncode == 2
     assert "pb.yml:2:1: not UTF-8 text (binary file?)" in proc.stderr
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    proc = subprocess.run(LLMOPS + ["check", "nope.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    proc = llmops("check", "nope.yml", cwd=tmp_path, timeout=60)
     assert proc.returncode == 2
     assert "nope.yml:1:1: file not found" in proc.stderr
 
@@ -91,8 +88,7 @@ def test_inventory_errors_are_located(tmp_path: Path) -> None:
           gpu:
             hosts: [lab2]
     """))
-    proc = subprocess.run(LLMOPS + ["check", "pb.yml", "-i", "inv.yml"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60)
+    proc = llmops("check", "pb.yml", "-i", "inv.yml", cwd=tmp_path, timeout=60)
     assert proc.returncode == 2
     assert "inv.yml:4:5: unknown key 'prot' in hosts.lab1 (did you mean 'port'?" in proc.stderr
 
@@ -101,6 +97,6 @@ def test_template_undefined_variable_points_at_template(tmp_path: Path) -> None:
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "llama-server.j2").write_text("{{ binary }}\n  --model {{ model }}\n  --x {{ gpu_arch }}\n")
     (tmp_path / "pb.yml").write_text(GOOD_BACKEND)
-    proc = subprocess.run(LLMOPS + ["check", "pb.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    proc = llmops("check", "pb.yml", cwd=tmp_path, timeout=60)
     assert proc.returncode == 2
     assert "llama-server.j2:3:1: undefined variable 'gpu_arch' in template (used by pb.yml:3)" in proc.stderr

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import llmops
 
 from llmops.load.inventory import default_inventory
 from llmops.load.playbook import load_playbook
@@ -17,11 +17,10 @@ from llmops.plugins.registry import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden" / "check"
-LLMOPS = [sys.executable, "-m", "llmops"]
 
 
 def check_output(*args: str) -> str:
-    proc = subprocess.run(LLMOPS + ["check", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    proc = llmops("check", *args, cwd=ROOT, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -134,8 +133,7 @@ def test_container_home_paths_expand_on_the_host(tmp_path: Path) -> None:
         "      image: localhost/vllm:test\n"
         "      container_args: ['-v', '~/.cache/extra:/extra', '-v', '~/$(touch x):/y']\n"
     )
-    proc = subprocess.run([sys.executable, "-m", "llmops", "apply", str(playbook), "--check"], capture_output=True,
-                          text=True, cwd=ROOT)
+    proc = llmops("apply", str(playbook), "--check", cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert "-v ~/.cache/huggingface:/root/.cache/huggingface -v ~/.cache/vllm:/root/.cache/vllm" in proc.stdout
     assert "-v ~/.cache/extra:/extra" in proc.stdout

@@ -70,12 +70,26 @@ def compare(run_a: Path, run_b: Path, fail_on: str | None = None, fmt: str = "md
     return 1 if data["failed"] else 0
 
 
-def write_all(run_dir: Path, ttft_threshold_s: float | None = None) -> list[Path]:
-    """report.md and report.html next to results.json (called at the end of every apply)."""
+DEFAULT_REPORTS = ("md", "html")
+
+
+def report_file_name(fmt: str, suffix: str) -> str:
+    """report.md, report.html, report.json, report.csv; report-NAME.EXT when the name is not the
+    suffix (requests-csv, a plugin's format), so two formats never share a file."""
+    return f"report{suffix}" if fmt == suffix.lstrip(".") else f"report-{fmt}{suffix}"
+
+
+def write_all(run_dir: Path, ttft_threshold_s: float | None = None,
+              formats: tuple[str, ...] = DEFAULT_REPORTS) -> list[Path]:
+    """The reports `formats` names next to results.json (called at the end of every apply)."""
     run_dir = Path(run_dir)
+    found = reporters()
     written = []
-    for name, fmt in (("report.md", "md"), ("report.html", "html")):
-        path = run_dir / name
+    for fmt in formats:
+        reporter = found.get(fmt)
+        if reporter is None:
+            raise LlmopsError(f"unknown report format {fmt!r} (one of: {', '.join(sorted(found))})")
+        path = run_dir / report_file_name(fmt, getattr(reporter, "suffix", f".{fmt}"))
         write_text(path, render(run_dir, fmt, ttft_threshold_s))
         written.append(path)
     return written

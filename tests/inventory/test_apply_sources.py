@@ -42,7 +42,7 @@ def make_sources(root: Path) -> list[str]:
 
 
 def apply(*args: str) -> None:
-    result = CliRunner().invoke(main, ["apply", *args])
+    result = CliRunner().invoke(main, ["apply", *args, "--reports", "md"])  # the HTML is tested elsewhere
     assert result.exit_code == 0, result.output
 
 

@@ -5,7 +5,9 @@ decrypted through ansible-vault (one run for all values) when one is, and masked
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -25,7 +27,7 @@ from llmops.load.ansible_tools import VaultSecret
 from llmops.load.sources import load_inventory
 from llmops.shell import Secret
 
-from .ansible_cli import ANSIBLE_INVENTORY
+from .ansible_cli import ANSIBLE_INVENTORY, CACHE, require_ansible
 from .test_ansible_sources import ansible_env, ansible_inventory  # noqa: F401 - a fixture
 
 PLAYBOOK = str(Path(__file__).resolve().parents[1] / "playbooks" / "faults.yml")
@@ -35,9 +37,20 @@ USER = "vaulted-user"
 
 
 def encrypt_string(value: str, password: Path, env: dict[str, str]) -> str:
-    """`!vault |` and the indented ciphertext lines, as encrypt_string prints them (no name)."""
+    """`!vault |` and the indented ciphertext lines, as encrypt_string prints them (no name).
+
+    Kept under the oracle cache by ansible-core version, value and password (0.5 s a call, three per
+    test): any ciphertext ansible-vault made for that password decrypts to the value, a salt apart."""
+    key = hashlib.sha256("\0".join([require_ansible(), value, password.read_text()]).encode()).hexdigest()
+    cached = CACHE.parent / "ansible-vault" / f"{key}.txt"
+    if cached.exists():
+        return cached.read_text()
     proc = subprocess.run([str(ANSIBLE_INVENTORY.parent / "ansible-vault"), "encrypt_string", "--vault-password-file",
                            str(password), value], capture_output=True, text=True, env=env, check=True, timeout=120)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(proc.stdout.strip())
+    tmp.replace(cached)
     return proc.stdout.strip()
 
 
@@ -152,7 +165,7 @@ def test_apply_sends_the_decrypted_key_and_keeps_it_out_of_the_run_dir(lab: dict
     run = tmp_path / "run"
     args = ["-i", str(lab["source"]), "-l", "h1", "-e", f"emu_python={sys.executable}",
             "--vault-password-file", str(lab["password"])]
-    result = CliRunner().invoke(main, ["apply", str(playbook), *args, "-e", f"port={free_port()}",
+    result = CliRunner().invoke(main, ["apply", str(playbook), "--reports", "md", *args, "-e", f"port={free_port()}",
                                        "--run-dir", str(run)])
     assert result.exit_code == 0, result.output
     (cell,) = json.loads((run / "results.json").read_text())["cells"]
@@ -165,7 +178,7 @@ def test_apply_sends_the_decrypted_key_and_keeps_it_out_of_the_run_dir(lab: dict
     again = tmp_path / "again"
     # the run directory does not keep the playbook's own templates/; --replay looks beside its copy
     shutil.copytree(playbook.parent / "templates", run / "templates")
-    replayed = CliRunner().invoke(main, ["apply", "--replay", str(run), "--run-dir", str(again),
+    replayed = CliRunner().invoke(main, ["apply", "--reports", "md", "--replay", str(run), "--run-dir", str(again),
                                          "--vault-password-file", str(lab["password"])])
     assert replayed.exit_code == 0, replayed.output
     assert json.loads((again / "plan.json").read_text())["cells"][0]["command"] == cell["command"]
