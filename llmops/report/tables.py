@@ -151,6 +151,7 @@ def comparison(cells: Sequence[CellResult | dict[str, Any]]) -> str:
         header += ["Runs"] if repeated else []
         trows = []
         flagged = False
+        kinds: set[str] = set()
         for conc in concs:
             tps: list[dict[str, Any] | None] = []
             ttft: list[dict[str, Any] | None] = []
@@ -161,6 +162,8 @@ def comparison(cells: Sequence[CellResult | dict[str, Any]]) -> str:
                 tps.append(lv.stat("gen_tps") if good else None)
                 ttft.append(lv.stat("ttft_max_s") if good else None)
                 noisy = noisy or bool(good and lv.flags)
+                if good:
+                    kinds.update(f.split(":", 1)[0] for f in lv.flags)
             flagged = flagged or noisy
             runs = min((s["n"] for s in tps if s is not None), default=0)
             trows.append([str(conc)] + [stats.fmt_interval(v) for v in tps]
@@ -170,7 +173,9 @@ def comparison(cells: Sequence[CellResult | dict[str, Any]]) -> str:
                  "do not overlap):" if repeated else "Per concurrency level:")
         parts.append(title + "\n\n" + markdown_table(header, trows, align="right"))
         if flagged:
-            parts.append("* a level of this row was flagged (host busy, or client and server disagree): see the "
+            # The kinds actually raised ("imprecise", "host busy", ...): a generic list would blame
+            # the host for a level that was only short of its precision target.
+            parts.append(f"* a level of this row was flagged ({'; '.join(sorted(kinds))}): see the "
                          "variant's detail table.")
     return "\n\n".join(parts)
 

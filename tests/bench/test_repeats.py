@@ -119,6 +119,12 @@ def test_tie_within_noise_and_a_real_winner() -> None:
              {"name": "np4", "host": "h", "status": "ok", "levels": [equal_b, twice]}]
     text = comparison(cells)
     assert "tie (within noise)" in text and "np4 (200.00)" in text and "| Runs |" in text
+    assert "flagged" not in text
+    # the footnote names the kinds of flag raised, not a fixed list
+    cells[0]["levels"][1] = _level(4, [100, 103, 99], ["imprecise: Gen TPS interval not within 5 % after 3 repetitions"])
+    cells[1]["levels"][1] = _level(4, [200, 204, 198], ["host busy: 1.7 cores used by other processes"])
+    text = comparison(cells)
+    assert "* a level of this row was flagged (host busy; imprecise): see the variant's detail table." in text
     # one run, as in old run directories: the larger value wins, as before
     old = stats.verdict([("a", stats.stat_of({"gen_tps": 5.0}, "gen_tps")),
                          ("b", stats.stat_of({"gen_tps": 4.0}, "gen_tps"))])
