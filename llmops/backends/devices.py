@@ -20,7 +20,9 @@ rest of the entry (the build's GPU stack, the launcher) is checked by each backe
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator
 
 # ggml's device names: a backend name and an index (ggml/include/ggml-cuda.h names ROCm, MUSA
 # and CUDA devices, ggml-vulkan.h Vulkan ones; SYCL, CANN and others follow the same pattern).
@@ -84,6 +86,13 @@ def check_list(devices: list[int | str], *, names: bool, paths: bool = False, uu
             raise ValueError(f"{item} is listed twice (expected each device once)")
         seen.add(item)
     return devices
+
+
+def device_list(*, names: bool, paths: bool = False, uuids: bool = False) -> Any:
+    """The type of a backend's `devices:` option: normalised to a list, then checked with the
+    forms that backend takes (check_list). One definition for every backend's field."""
+    return Annotated[list[int | str] | None, BeforeValidator(normalise),
+                     AfterValidator(lambda v: None if v is None else check_list(v, names=names, paths=paths, uuids=uuids))]
 
 
 def _forms(names: bool, paths: bool, uuids: bool) -> str:

@@ -51,17 +51,7 @@ class LlamaCppOptions(Strict):
     alias: str | None = None
     # Which GPUs: names (ROCm0, Vulkan0, CUDA0) render --device; indices the build's visibility
     # variable (llmops.backends.devices); `none` keeps everything on the CPU.
-    devices: list[int | str] | None = None
-
-    @field_validator("devices", mode="before")
-    @classmethod
-    def _device_list(cls, value: Any) -> Any:
-        return gpu.normalise(value)
-
-    @field_validator("devices")
-    @classmethod
-    def _known_devices(cls, value: list[int | str] | None) -> list[int | str] | None:
-        return None if value is None else gpu.check_list(value, names=True)
+    devices: gpu.device_list(names=True) = None  # type: ignore[valid-type]
 
     def device_names(self) -> str | None:
         """What `--device` gets: the names joined by commas, or None when indices (or nothing) are given."""

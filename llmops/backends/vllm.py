@@ -64,17 +64,7 @@ class VllmOptions(Strict):
     # vLLM's compile cache (torch.compile, CUDA graphs): mounted, so the second start is warm.
     compile_cache: str | None = "~/.cache/vllm"
     # Which GPUs (llmops.backends.devices): indices, NVIDIA UUIDs, or render nodes for AMD containers.
-    devices: list[int | str] | None = None
-
-    @field_validator("devices", mode="before")
-    @classmethod
-    def _device_list(cls, value: Any) -> Any:
-        return gpu.normalise(value)
-
-    @field_validator("devices")
-    @classmethod
-    def _known_devices(cls, value: list[int | str] | None) -> list[int | str] | None:
-        return None if value is None else gpu.check_list(value, names=False, paths=True, uuids=True)
+    devices: gpu.device_list(names=False, paths=True, uuids=True) = None  # type: ignore[valid-type]
 
     @field_validator("container_args")
     @classmethod
