@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bad_input_runner import ADDRESS_SPACE  # the same bound on both paths
 from cli_forks import FORKS
 from conftest import llmops
 
@@ -40,7 +41,6 @@ CPU_SECONDS = 2.0
 MAX_RSS_MB = 200
 
 
-ADDRESS_SPACE = 2 * 1024 ** 3  # as bad_input_runner.py: an unbounded expansion dies here quickly
 
 
 def measured(args: list[str], cwd: Path, tmp_path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
