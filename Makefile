@@ -40,10 +40,10 @@ provision-test: install-test
 
 # Two tiers (tests/conftest.py marks them): the fast one first, so a plain mistake fails in
 # about two minutes, then the tests that drive real servers, sshd, namespaces and the browser.
-# The fast tier runs on every core (pytest-xdist: its tests share no ports or files); its tests
-# that judge time (marker `timed`: the emulator streams at known times) run beside it in a
-# process of their own, one at a time and at normal priority, while the rest runs at nice 10:
-# they need about half a core, and a loaded CPU would delay the emulator and the client alike.
+# The fast tier is a plain `pytest` (tests/fast_tier.py): on every core (pytest-xdist: its tests
+# share no ports or files) at nice 10, while its tests that judge time (marker `timed`: the
+# emulator streams at known times) run beside them in a process of their own, one at a time and
+# at normal priority: a loaded CPU would delay the emulator and the client alike.
 # The real tier runs one test at a time, because its tests measure servers and must not load
 # each other.
 FAST_WORKERS ?= auto
@@ -51,12 +51,7 @@ PYTEST := $(BIN)/python -m pytest -ra --durations=15
 
 .PHONY: test-fast test-real
 test-fast: install-test
-	@timed_log=$$(mktemp); \
-	$(PYTEST) -p no:cacheprovider -m "timed and not real" > $$timed_log 2>&1 & timed=$$!; \
-	nice -n 10 $(PYTEST) -n $(FAST_WORKERS) -m "not real and not timed"; fast=$$?; \
-	wait $$timed; timed_rc=$$?; \
-	echo "--- tests that judge time (run beside the above) ---"; cat $$timed_log; rm -f $$timed_log; \
-	test $$fast = 0 && test $$timed_rc = 0
+	$(PYTEST) -n $(FAST_WORKERS)
 
 test-real: install-test system-packages provision-test
 	$(PYTEST) -m real

@@ -16,6 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cli_forks  # noqa: E402
 import sshd as sshd_mod  # noqa: E402
 
+# How a plain `pytest` runs the fast tier on every core, its timed tests beside it.
+pytest_plugins = ("fast_tier",)
+
 
 def llmops(*args: str, cwd: Path | None = None, timeout: float = 900, env: dict[str, str] | None = None,
            check: bool = False, input: str | None = None) -> subprocess.CompletedProcess:
@@ -98,8 +101,8 @@ REAL_MODULES = {"test_vllm", "test_real_servers", "test_html_browser", "test_mul
 
 
 # Fast tests that judge time (the emulator streams at known times and they check what the
-# client measured): they run one at a time, after the rest of the fast tier has run on every
-# core, because a loaded CPU delays the emulator and the client alike (see the Makefile).
+# client measured): they run one at a time, beside the rest of the fast tier, at normal priority,
+# because a loaded CPU delays the emulator and the client alike (see tests/fast_tier.py).
 TIMED_PATHS = ("tests/bench/",)
 TIMED_MODULES = {"test_cli_terminal", "test_sampling", "test_energy_apply", "test_rundir_lock"}
 

@@ -169,7 +169,9 @@ def test_scrape_counts_what_the_client_received(emulator: EmulatorProcess, diale
             n = level["concurrency"] + 1
             assert block["generated_tokens"] == block["client_tokens"] == 30 * n and block["tokens_match"]
             assert block["decode_steps"] == 29 * n
-            assert block["server_decode_tps"] == pytest.approx(1 / gap, rel=0.1), block
+            # The emulator sleeps at least `gap` between tokens and counts the time it really took,
+            # so a busy host can only make it slower; faster than 1/gap would be a miscount.
+            assert 0.5 / gap < block["server_decode_tps"] <= 1.05 / gap, block
             assert abs(block["decode_disagree_pct"]) < 10, block
     assert "/metrics" in detail_table(levels) and f"{30 * 2}/{30 * 2}" in detail_table(levels)
 

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
@@ -100,6 +101,43 @@ def _swap(text: str, pairs: list[tuple[str, str]]) -> str:
         if old:
             text = text.replace(old, new)
     return text
+
+
+def _kept(parts: list[str], make: Callable[[], str]) -> str:
+    """make()'s text, kept under the oracle cache by ansible-core's version and PARTS."""
+    key = hashlib.sha256("\0".join([require_ansible(), *parts]).encode()).hexdigest()
+    cached = CACHE.parent / "ansible-vault" / f"{key}.txt"
+    if cached.exists():
+        return cached.read_text()
+    text = make()
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(cached)
+    return text
+
+
+# ansible-vault costs about half a second a call. Any ciphertext it made for a password decrypts
+# to the same plaintext (a salt apart), so one made earlier for the same version, plaintext and
+# password is as good a test input as a new one, and the oracle's cached answer for it still holds.
+VAULT = ANSIBLE_INVENTORY.parent / "ansible-vault"
+
+
+def vault_encrypt_string(value: str, password: Path, env: dict[str, str]) -> str:
+    """`!vault |` and the indented ciphertext lines, as `ansible-vault encrypt_string` prints them."""
+    def make() -> str:
+        return subprocess.run([str(VAULT), "encrypt_string", "--vault-password-file", str(password), value],
+                              capture_output=True, text=True, env=env, check=True, timeout=120).stdout.strip()
+    return _kept(["string", value, password.read_text()], make)
+
+
+def vault_encrypt_file(path: Path, password: Path, env: dict[str, str]) -> None:
+    """`ansible-vault encrypt PATH`: the file's text replaced by its ciphertext."""
+    def make() -> str:
+        subprocess.run([str(VAULT), "encrypt", "--vault-password-file", str(password), str(path)],
+                       check=True, capture_output=True, env=env, timeout=120)
+        return path.read_text()
+    path.write_text(_kept(["file", path.read_text(), password.read_text()], make))
 
 
 def run_many(arg_lists: list[list[str]], workdir: Path) -> list[subprocess.CompletedProcess]:

@@ -4,13 +4,14 @@ host lists, TOML, Ansible Vault, and templated values kept as given until a host
 
 from __future__ import annotations
 
+import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import llmops
 
 from llmops.cli import main
 from llmops.errors import ConfigError
@@ -18,7 +19,7 @@ from llmops.load.ansible_list import dumps, to_ansible_host, to_ansible_list, to
 from llmops.load.ansible_tools import VaultSecret
 from llmops.load.sources import load_inventory
 
-from .ansible_cli import ANSIBLE_INVENTORY, isolated_env, require_ansible
+from .ansible_cli import isolated_env, require_ansible, run_many, vault_encrypt_file
 
 CORPUS = Path(__file__).parent / "ansible_corpus"
 
@@ -36,10 +37,18 @@ def ansible_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, st
     return env
 
 
-def ansible_inventory(*args: str, env: dict[str, str]) -> str:
-    proc = subprocess.run([str(ANSIBLE_INVENTORY), *args], capture_output=True, text=True, env=env, timeout=120)
+def oracle(*args: str) -> bytes:
+    """ansible-inventory's stdout for ARGS, run in the ansible_env fixture's empty working folder with
+    the same isolated settings (tests/inventory/ansible_cli.py: its answers are kept by version and
+    input bytes). It writes UTF-8, so its text is its bytes."""
+    (proc,) = run_many([list(args)], Path.cwd())
     assert proc.returncode == 0, proc.stderr
-    return proc.stdout.rstrip("\n")
+    return proc.stdout.encode()
+
+
+def ansible_inventory(*args: str, env: dict[str, str]) -> str:
+    assert env.get("ANSIBLE_CONFIG") == os.environ.get("ANSIBLE_CONFIG")  # the settings oracle() runs with
+    return oracle(*args).decode().rstrip("\n")
 
 
 def sources(*paths: Path | str) -> list[str]:
@@ -147,10 +156,8 @@ def test_vaulted_toml_and_group_vars(tmp_path: Path, ansible_env: dict) -> None:
     (tmp_path / "group_vars").mkdir()
     (tmp_path / "group_vars" / "all.yml").write_text("secret_word: hunter2\n")
     password = CORPUS / "ansible-vault--vaulted.inventory" / "vault-password"
-    vault_bin = ANSIBLE_INVENTORY.parent / "ansible-vault"
     for path in (source, tmp_path / "group_vars" / "all.yml"):
-        subprocess.run([str(vault_bin), "encrypt", "--vault-password-file", str(password), str(path)],
-                       check=True, capture_output=True, env=ansible_env)
+        vault_encrypt_file(path, password, ansible_env)
     inventory = load_inventory(str(source), VaultSecret(password_file=str(password)))
     theirs = ansible_inventory("-i", str(source), "--list", "--vault-password-file", str(password), env=ansible_env)
     assert dumps(to_ansible_list(inventory)) == theirs
@@ -165,8 +172,7 @@ def test_cli_list_graph_host_equal_ansible_byte_for_byte(tmp_path: Path, ansible
     for args in (["--list"], ["--graph"], ["--host", "café-1"]):
         result = runner.invoke(main, ["inventory", "-i", str(source), *args])
         assert result.exit_code == 0, result.output
-        theirs = subprocess.run([str(ANSIBLE_INVENTORY), "-i", str(source), *args], capture_output=True,
-                                env=ansible_env, timeout=120).stdout
+        theirs = oracle("-i", str(source), *args)
         assert result.stdout_bytes == theirs, args
 
 
@@ -185,15 +191,13 @@ def test_cli_output_with_non_ascii_names_and_values_is_ansibles_bytes(tmp_path: 
                     "  children:\n    grüppe:\n", encoding="utf-8")
     inventory_args = sources(lab / "hosts.ini", more)
     for args in (["--list"], ["--graph"], ["--host", "höst-1"], ["--host", "节点-2"]):
-        ours = subprocess.run([sys.executable, "-m", "llmops", "inventory", *inventory_args, *args],
-                              capture_output=True, env=ansible_env, timeout=120)
-        theirs = subprocess.run([str(ANSIBLE_INVENTORY), *inventory_args, *args], capture_output=True,
-                                env=ansible_env, timeout=120)
-        assert theirs.returncode == 0 and ours.returncode == 0, (ours.stderr, theirs.stderr)
-        assert ours.stdout == theirs.stdout, args
-        assert b"\\u" not in ours.stdout
+        # a process of its own, its stdout a pipe (through the fast tier's fork server)
+        ours = llmops("inventory", *inventory_args, *args, cwd=Path.cwd(), env=ansible_env)
+        assert ours.returncode == 0, ours.stderr
+        assert ours.stdout.encode() == oracle(*inventory_args, *args), args
+        assert "\\u" not in ours.stdout
         if args == ["--list"]:
-            assert "日本".encode() in ours.stdout and "🚀".encode() in ours.stdout
+            assert "日本" in ours.stdout and "🚀" in ours.stdout
 
 
 @pytest.mark.parametrize(("name", "text"), [("empty.yml", ""), ("blank.ini", "\n  \n"), ("comments.yml", "# only\n"),
@@ -215,8 +219,7 @@ def test_cli_takes_several_sources_and_a_vault_password_file(tmp_path: Path, ans
             "--vault-password-file", str(case / "vault-password")]
     result = CliRunner().invoke(main, ["inventory", *args])
     assert result.exit_code == 0, result.output
-    theirs = subprocess.run([str(ANSIBLE_INVENTORY), *args], capture_output=True, env=ansible_env, timeout=120)
-    assert result.stdout_bytes == theirs.stdout
+    assert result.stdout_bytes == oracle(*args)
     refused = CliRunner().invoke(main, ["inventory", "-i", str(case / "vaulted.inventory"), "--list"])
     assert refused.exit_code == 2 and "vaulted.inventory:1:1: encrypted with Ansible Vault" in refused.output
     # apply takes several -i too: tests/inventory/test_apply_sources.py

@@ -5,9 +5,7 @@ decrypted through ansible-vault (one run for all values) when one is, and masked
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -27,7 +25,7 @@ from llmops.load.ansible_tools import VaultSecret
 from llmops.load.sources import load_inventory
 from llmops.shell import Secret
 
-from .ansible_cli import ANSIBLE_INVENTORY, CACHE, require_ansible
+from .ansible_cli import vault_encrypt_string
 from .test_ansible_sources import ansible_env, ansible_inventory  # noqa: F401 - a fixture
 
 PLAYBOOK = str(Path(__file__).resolve().parents[1] / "playbooks" / "faults.yml")
@@ -37,21 +35,7 @@ USER = "vaulted-user"
 
 
 def encrypt_string(value: str, password: Path, env: dict[str, str]) -> str:
-    """`!vault |` and the indented ciphertext lines, as encrypt_string prints them (no name).
-
-    Kept under the oracle cache by ansible-core version, value and password (0.5 s a call, three per
-    test): any ciphertext ansible-vault made for that password decrypts to the value, a salt apart."""
-    key = hashlib.sha256("\0".join([require_ansible(), value, password.read_text()]).encode()).hexdigest()
-    cached = CACHE.parent / "ansible-vault" / f"{key}.txt"
-    if cached.exists():
-        return cached.read_text()
-    proc = subprocess.run([str(ANSIBLE_INVENTORY.parent / "ansible-vault"), "encrypt_string", "--vault-password-file",
-                           str(password), value], capture_output=True, text=True, env=env, check=True, timeout=120)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(proc.stdout.strip())
-    tmp.replace(cached)
-    return proc.stdout.strip()
+    return vault_encrypt_string(value, password, env)
 
 
 def indent(block: str, spaces: int) -> str:
