@@ -83,10 +83,22 @@ def _discover() -> Registry:
         md.distribution("llmops")
     except md.PackageNotFoundError:
         installed = False
+    # One scan of the installed distributions for all groups, and each one's METADATA parsed
+    # once: `ep.dist.name` parses it anew on every call, which every command paid per entry point.
+    everything = md.entry_points()
+    names: dict[int, str] = {}
+
+    def dist_name(ep: md.EntryPoint) -> str:
+        if ep.dist is None:
+            return "?"
+        if id(ep.dist) not in names:
+            names[id(ep.dist)] = ep.dist.name
+        return names[id(ep.dist)]
+
     for group in GROUPS.values():
         found: dict[str, Loaded] = {}
-        for ep in md.entry_points(group=group):
-            dist = ep.dist.name if ep.dist is not None else "?"
+        for ep in everything.select(group=group):
+            dist = dist_name(ep)
             if ep.name in found and found[ep.name].distribution == "llmops" and dist != "llmops":
                 # A third-party plugin may not silently replace a built-in: keep ours, say so.
                 found[ep.name + f" ({dist})"] = Loaded(ep.name, group, ep.value, dist,
