@@ -104,13 +104,18 @@ class Bench:
         if self.load.shape == "open" and not (self.load.requests or self.load.duration):
             raise LlmopsError("open-loop load (rate) needs a number of requests or a duration per level")
         # Objects that exist now live for the whole run: keep the collector from walking them
-        # again and again (shorter pauses; timestamps come from the kernel anyway).
+        # again and again (shorter pauses; timestamps come from the kernel anyway). A caller that
+        # froze its own heap already (a long-lived process embedding the bench) keeps it frozen:
+        # unfreezing would hand the whole of it back to the collector. What this run froze then
+        # stays frozen too: the objects that were alive when it started, a bounded amount.
+        frozen_by_caller = gc.get_freeze_count() > 0
         gc.collect()
         gc.freeze()
         try:
             return await self._run(on_level_result)
         finally:
-            gc.unfreeze()
+            if not frozen_by_caller:
+                gc.unfreeze()
 
     async def _run(self, on_level_result: Callable[[dict[str, Any]], None] | None) -> list[dict[str, Any]]:
         async with Session(self.clock, ssl_context=self.opts.ssl_context) as session:

@@ -101,3 +101,22 @@ def test_prompts_unique_shared_prefix_and_exact_length() -> None:
     assert fixed.next().messages == fixed.next().messages
     nonce = PromptSource(PromptSpec(text="same", unique=True))
     assert nonce.next().messages != nonce.next().messages
+
+
+def test_a_run_unfreezes_only_what_it_froze(emulator: EmulatorProcess) -> None:
+    """The bench freezes the heap for its run (shorter collector pauses). A caller's own frozen
+    heap stays frozen afterwards; without one, the run leaves nothing frozen."""
+    import gc
+
+    emulator.configure({"default": {"ttft": 0.001, "gap": 0.001, "output_tokens": 2}})
+    gc.freeze()  # as a caller (here, tests/conftest.py after collection) may have done
+    try:
+        before = gc.get_freeze_count()
+        assert before > 0
+        run_bench(emulator.url, max_tokens=2, load={"requests": 1})
+        assert gc.get_freeze_count() >= before
+        gc.unfreeze()
+        run_bench(emulator.url, max_tokens=2, load={"requests": 1})
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.freeze()
