@@ -84,3 +84,22 @@ class CliForks:
 
 FORKS = CliForks()
 atexit.register(FORKS.close)
+
+
+def measured(args: list[str], cwd: Path, report: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run `llmops ARGS` as a process of its own: its exit code, output, CPU seconds and peak RSS,
+    under the address-space bound of tests/bad_input_runner.py. Through the fork server, its import
+    cost added back so a bound still covers what a fresh `llmops` pays; a command with its own
+    bounds (LLMOPS_* variables, read at import) runs in a fresh interpreter through
+    bad_input_runner.py, which writes REPORT."""
+    from bad_input_runner import ADDRESS_SPACE  # the same bound on both paths
+
+    full_env = {**os.environ, **(env or {})}
+    answer = FORKS.answer(args, cwd, env=full_env, timeout=30, limit_as=ADDRESS_SPACE)
+    if answer is not None:
+        answer["cpu_s"] += FORKS.startup["startup_cpu_s"]
+        answer["max_rss_mb"] = max(answer["max_rss_mb"], FORKS.startup["startup_rss_mb"])
+        return answer
+    runner = Path(__file__).resolve().parent / "bad_input_runner.py"
+    subprocess.run([sys.executable, str(runner), str(report), *args], cwd=cwd, env=full_env, check=True, timeout=120)
+    return json.loads(report.read_text())

@@ -1,7 +1,7 @@
 """The bad-input corpus: every broken playbook, inventory, -e value, pattern or run directory in
 tests/bad_inputs/ gives its expected FILE:LINE:COL message, exit code 2, no traceback, nothing is
 started (no run directory), and is refused cheaply: the child's CPU time and peak RSS are
-measured (tests/bad_input_runner.py) against CPU_SECONDS and MAX_RSS_MB.
+measured (tests/cli_forks.py: a forked child, or tests/bad_input_runner.py) against CPU_SECONDS and MAX_RSS_MB.
 
 EXPECTED.json, per case (the key is the playbook unless `playbook` or `command` says otherwise):
   expect      the exact FILE:LINE:COL message (a substring of stderr)
@@ -20,18 +20,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from bad_input_runner import ADDRESS_SPACE  # the same bound on both paths
-from cli_forks import FORKS
+from cli_forks import measured as measured_command
 from conftest import llmops
 
 HERE = Path(__file__).resolve().parent / "bad_inputs"
-RUNNER = Path(__file__).resolve().parent / "bad_input_runner.py"
 CASES = json.loads((HERE / "EXPECTED.json").read_text())
 LOCATED = re.compile(r"^[^\s:]+:\d+:\d+: ", re.M)
 
@@ -44,19 +40,7 @@ MAX_RSS_MB = 200
 
 
 def measured(args: list[str], cwd: Path, tmp_path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run `llmops ARGS`; its exit code, output, CPU seconds and peak RSS. Through the fork server
-    (tests/cli_forkserver.py), its import cost added back so the bound still covers what a fresh
-    `llmops` pays; a command with its own bounds (LLMOPS_* variables, read at import) runs in a
-    fresh interpreter."""
-    full_env = {**os.environ, **(env or {})}
-    answer = FORKS.answer(args, cwd, env=full_env, timeout=30, limit_as=ADDRESS_SPACE)
-    if answer is not None:
-        answer["cpu_s"] += FORKS.startup["startup_cpu_s"]
-        answer["max_rss_mb"] = max(answer["max_rss_mb"], FORKS.startup["startup_rss_mb"])
-        return answer
-    report = tmp_path / "cost.json"
-    subprocess.run([sys.executable, str(RUNNER), str(report), *args], cwd=cwd, env=full_env, check=True, timeout=120)
-    return json.loads(report.read_text())
+    return measured_command(args, cwd, tmp_path / "cost.json", env=env)
 
 
 def assert_cheap_refusal(result: dict[str, Any], label: str) -> None:

@@ -8,21 +8,19 @@ reproduces; LLMOPS_PROPERTY_EXAMPLES raises the count for a long soak, e.g.
     LLMOPS_PROPERTY_EXAMPLES=2000 pytest tests/test_property_check.py -p no:hypothesispytest
 
 Most examples run in-process (click's CliRunner: fast, and CPU time is measured per example);
-a sample of each kind also runs in its own process through tests/bad_input_runner.py, which
-reads the child's exact CPU time and peak RSS.
+a sample of each kind also runs in a process of its own (tests/cli_forks.py `measured`, as the
+bad-input corpus does), whose exact CPU time and peak RSS the kernel reports.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from cli_forks import measured
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -145,10 +143,7 @@ def test_mutations_stay_within_memory_and_cpu_in_a_child(tmp_path: Path, kind: s
         inv = tmp_path / f"i{suffix if kind == 'inventory' else '.yml'}"
         pb.write_bytes((text if kind == "playbook" else QUICKSTART.read_text()).encode("utf-8", "surrogatepass"))
         inv.write_bytes((text if kind == "inventory" else LOCAL.read_text()).encode("utf-8", "surrogatepass"))
-        report = tmp_path / "report.json"
-        subprocess.run([sys.executable, str(ROOT / "tests" / "bad_input_runner.py"), str(report), "check", str(pb),
-                        "-i", str(inv)], cwd=ROOT, check=True, timeout=60)
-        got = json.loads(report.read_text())
+        got = measured(["check", str(pb), "-i", str(inv)], ROOT, tmp_path / "report.json")
         seen.append(got)
         assert got["code"] in (0, 2), got
         assert_answer(got["code"], got["stdout"] + got["stderr"], got["cpu_s"])
