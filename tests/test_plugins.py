@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +14,30 @@ from conftest import free_port, llmops, processes_matching, read_results
 
 HERE = Path(__file__).resolve().parent
 PLUGIN = HERE / "plugins" / "llmops-tinyllama"
+WHEELS = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "llmops" / "test-wheels"
+
+
+def pip_install(source: Path, site: Path) -> None:
+    """`pip install --target SITE` of the plugin SOURCE, from a wheel kept per content hash: pip's
+    isolated build (a fresh setuptools in a temporary venv) costs about 4 s of CPU, the install
+    itself under one. A changed file makes a new wheel."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in source.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(source)).encode() + b"\0" + path.read_bytes() + b"\0")
+    kept = WHEELS / f"{source.name}-{digest.hexdigest()[:16]}"
+    if not any(kept.glob("*.whl")):
+        build = site.parent / f"build-{source.name}"
+        shutil.copytree(source, build)  # pip builds in the source folder: keep the checkout clean
+        partial = kept.with_name(f"{kept.name}.{os.getpid()}")
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(partial), str(build)],
+                       check=True, timeout=300)
+        try:
+            partial.rename(kept)
+        except OSError:  # another run kept the same wheel meanwhile
+            shutil.rmtree(partial)
+    wheel = next(kept.glob("*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)],
+                   check=True, timeout=300)
 
 
 def test_builtins_are_entry_points() -> None:
@@ -22,8 +49,7 @@ def test_builtins_are_entry_points() -> None:
 
 def test_external_plugin_installed_with_pip_is_used(provisioned: None, tmp_path: Path) -> None:
     site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--target", str(site), str(PLUGIN)], check=True, timeout=300)
+    pip_install(PLUGIN, site)
     env = {"PYTHONPATH": str(site)}
     listed = llmops("plugins", env=env, check=True).stdout
     assert "tinyllama" in listed and "llmops-tinyllama" in listed
@@ -69,13 +95,8 @@ def test_builtin_reporters_are_entry_points() -> None:
 
 def test_external_reporter_and_collector_are_used(tmp_path: Path) -> None:
     """A reporter installed with pip is a `report --format`; a collector is chosen by its `requires`."""
-    import shutil
-
-    source = tmp_path / "src"
-    shutil.copytree(EXTRAS, source)  # pip builds in the source folder: keep the checkout clean
     site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--target", str(site), str(source)], check=True, timeout=300)
+    pip_install(EXTRAS, site)
     env = {"PYTHONPATH": str(site)}
     listed = llmops("plugins", env=env, check=True).stdout
     assert "tokens" in listed and "fakegpu" in listed and "llmops-extras" in listed
