@@ -3,6 +3,7 @@
     runs/<run-id>/
       meta.json            llmops version, command line, times, status (running|complete|interrupted)
       playbook.yml         the playbook as loaded (a copy of the file)
+      templates/           the playbook's own templates/ folder, so --replay renders the same commands
       inventories/NN/      each -i source in order, scrubbed (llmops.record.inventories); with no -i,
       inventory.yml        the built-in default inventory
       plan.json            every cell with its rendered command (secrets masked)
@@ -68,6 +69,9 @@ def write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+MAX_TEMPLATES_BYTES = 16 * 1024 * 1024
+
+
 class RunDir:
     def __init__(self, path: Path, run_id: str | None = None):
         self.path = Path(path)
@@ -121,6 +125,7 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         register_secrets(s for cell in plan.cells for s in cell.secrets)
         write_text(self.path / "playbook.yml", Path(playbook_path).read_text(encoding="utf-8", errors="replace"))
+        templates = self._keep_templates(Path(playbook_path).parent / "templates")
         sources = [inventory] if isinstance(inventory, str) else list(inventory or ())
         inventory_sources = copy_sources(sources, self.path, write_text)
         if not sources:
@@ -136,6 +141,7 @@ class RunDir:
             "selection": selection or {},
             "playbook_path": str(Path(playbook_path).resolve()),
             "inventory_sources": inventory_sources,  # in -i order; [] for the built-in default
+            "templates": templates,  # the playbook's own templates/, copied beside playbook.yml
             "controller": socket.gethostname(),
             "python": sys.version.split()[0],
             "started": _now(),
@@ -151,6 +157,27 @@ class RunDir:
             d.mkdir(parents=True, exist_ok=True)
             write_text(d / "command.txt", _command_text(cell))
         self._flush()
+
+    def _keep_templates(self, folder: Path) -> list[str]:
+        """The playbook's own templates/ (the first place the planner looks), copied to
+        templates/ here: the planner looks beside playbook.yml, so `--replay` of this run
+        directory renders the same commands after the original folder is gone. Text files only,
+        scrubbed like every other file here, within MAX_TEMPLATES_BYTES; the names copied."""
+        if not folder.is_dir():
+            return []
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+        if sum(p.stat().st_size for p in files) > MAX_TEMPLATES_BYTES:
+            return []  # not a templates folder as people write them; replay then names what is missing
+        kept = []
+        for path in files:
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (UnicodeDecodeError, OSError):
+                continue
+            rel = path.relative_to(folder)
+            write_text(self.path / "templates" / rel, text)
+            kept.append(rel.as_posix())
+        return kept
 
     def _keep_host_files(self, plan: Plan) -> None:
         """Copies of our scripts that provisioning runs on hosts (the agent, the tiny-model

@@ -47,8 +47,8 @@ def apply(*args: str) -> None:
 
 
 def with_templates(run_dir: Path) -> Path:
-    """The run directory does not keep the playbook's own templates/ (faults.yml's emulator.j2):
-    --replay looks for them beside its playbook copy, so the test puts them there."""
+    """A run directory from before templates/ was kept there: --replay looks for the playbook's
+    own templates (faults.yml's emulator.j2) beside its copy, so the test puts them there."""
     shutil.copytree(Path(PLAYBOOK).parent / "templates", run_dir / "templates", dirs_exist_ok=True)
     return run_dir
 
@@ -92,7 +92,7 @@ def test_several_sources_apply_record_and_replay(tmp_path: Path, ansible_env: di
 
     # ...and --replay makes the same plan from the run directory alone.
     replayed = tmp_path / "replayed"
-    apply("--replay", str(with_templates(run)), "--run-dir", str(replayed))
+    apply("--replay", str(run), "--run-dir", str(replayed))
     assert cells(replayed) == cells(run)
     replay_meta = json.loads((replayed / "meta.json").read_text())
     assert [r["kind"] for r in replay_meta["inventory_sources"]] == ["file", "file", "host list"]
@@ -108,15 +108,23 @@ def test_a_single_folder_source_is_copied_whole_and_replays(tmp_path: Path) -> N
     (folder / "host_vars").mkdir(parents=True)
     (folder / "hosts.yml").write_text("all:\n  hosts:\n    box1:\n      ansible_connection: local\n")
     (folder / "host_vars" / "box1.yml").write_text(f"levels: [1]\nmax_tokens: 5\napi_token: {PASSWORD}\n")
+    # The playbook with its own templates/ in a folder of the test's, gone before the replay.
+    own = tmp_path / "pb"
+    shutil.copytree(Path(PLAYBOOK).parent / "templates", own / "templates")
+    playbook = own / Path(PLAYBOOK).name
+    shutil.copy(PLAYBOOK, playbook)
     run = tmp_path / "run"
-    apply(PLAYBOOK, "-i", str(folder), "-t", "emulator", "--run-dir", str(run),
+    apply(str(playbook), "-i", str(folder), "-t", "emulator", "--run-dir", str(run),
           "-e", f"port={free_port()}", "-e", f"emu_python={sys.executable}")
     meta = json.loads((run / "meta.json").read_text())
     assert [(r["kind"], r["copy"]) for r in meta["inventory_sources"]] == [("folder", "inventories/01")]
     copied = (run / "inventories" / "01" / "host_vars" / "box1.yml").read_text()
     assert yaml.safe_load(copied)["api_token"] == "***"
+    assert "emulator.j2" in meta["templates"]
+    assert (run / "templates" / "emulator.j2").read_bytes() == (own / "templates" / "emulator.j2").read_bytes()
+    shutil.rmtree(own)
     replayed = tmp_path / "replayed"
-    apply("--replay", str(with_templates(run)), "--run-dir", str(replayed))
+    apply("--replay", str(run), "--run-dir", str(replayed))
     assert cells(replayed) == cells(run) and cells(run)[0]["benchmark"]["max_tokens"] == 5
 
 
