@@ -2,8 +2,13 @@
 # Builds and models are cached under ~/.cache/llmops, so only the first run is slow.
 
 PYTHON ?= python3
+# Two venvs: the tests' (an editable install with the test extras: tests import the checkout) and
+# the main job's (a plain `pip install .`). Shared, each would replace the other's install, and
+# after `make quickstart` a plain `.venv/bin/pytest` would test a stale copy of the code.
 VENV ?= .venv
 BIN := $(VENV)/bin
+RUN_VENV ?= .venv-run
+RUN_BIN := $(RUN_VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: quickstart test lint install install-test provision-test system-packages clean
@@ -11,13 +16,16 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+$(RUN_BIN)/python:
+	$(PYTHON) -m venv $(RUN_VENV)
+
 # A real `pip install .` (not editable): the tool must work from any folder, templates included.
-install: $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet .
+install: $(RUN_BIN)/python
+	$(RUN_BIN)/python -m pip install --quiet --upgrade pip
+	$(RUN_BIN)/python -m pip install --quiet .
 
 quickstart: install
-	$(BIN)/llmops apply playbooks/quickstart.yml
+	$(RUN_BIN)/llmops apply playbooks/quickstart.yml
 
 install-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -65,4 +73,4 @@ lint: install-test
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info runs
+	rm -rf $(VENV) $(RUN_VENV) build dist *.egg-info runs
