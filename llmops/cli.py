@@ -574,7 +574,8 @@ def report(run_dir: str, fmt: str, output: str | None, ttft_threshold: float | N
 @click.argument("run_a", type=click.Path(file_okay=False))
 @click.argument("run_b", type=click.Path(file_okay=False))
 @click.option("--fail-on", default=None, metavar="SPEC",
-              help="Exit 1 when a regression exceeds a limit, e.g. gen_tps=5%,ttft_p99=10%,memory=10%.")
+              help="Exit 1 when a regression exceeds a limit, e.g. gen_tps=5%,ttft_p99=10%,memory=10%,energy=10% "
+                   "(metrics and groups: docs/metrics.md).")
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True,
               help="Markdown tables or JSON.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")

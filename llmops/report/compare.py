@@ -10,7 +10,8 @@ can gate on it.
 
 --fail-on grammar: comma-separated `metric=N%`, e.g. `gen_tps=5%,ttft_p99=10%`. Metric names
 are the keys of METRICS, or a group: `ttft` (p50 and p99), `memory` (RAM, VRAM and GTT),
-`all` (every metric).
+`energy` (idle power and tokens per joule, where the host could measure power), `all` (every
+metric).
 """
 
 from __future__ import annotations
@@ -72,6 +73,16 @@ def _level_ram(cell: CellResult, level: Level | None) -> float | None:
     return peak.peak_bytes if peak is not None else None
 
 
+def _energy(key: str) -> Callable[[CellResult, Level | None], float | None]:
+    """An energy figure (telemetry/energy.py, docs/metrics.md "Energy"): the variant's idle power
+    when `level` is None, else that level's. Absent where the host had no power source."""
+    def read(cell: CellResult, level: Level | None) -> float | None:
+        part = getattr(cell if level is None else level, "energy", None)
+        value = part.get(key) if isinstance(part, dict) else None
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    return read
+
+
 METRICS: list[Metric] = [
     Metric("startup", "Startup", "s", False, False, _startup),
     Metric("ram_idle", "RAM idle", "bytes", False, False, _ram("idle")),
@@ -86,11 +97,15 @@ METRICS: list[Metric] = [
     Metric("tpot_p50", "TPOT p50", "ms", False, True, _level("tpot_p50_ms")),
     Metric("success_rate", "Success", "%", True, True, _level("success_rate")),
     Metric("ram_level_peak", "RAM peak", "bytes", False, True, _level_ram),
+    Metric("idle_power", "Idle power", "W", False, False, _energy("idle_watts")),
+    # Per level: completion tokens per joule of total energy (idle included), higher is better.
+    Metric("tok_per_joule", "Tokens per joule", "tok/J", True, True, _energy("tokens_per_joule")),
 ]
 BY_KEY = {m.key: m for m in METRICS}
 GROUPS = {
     "ttft": ["ttft_p50", "ttft_p99"],
     "memory": ["ram_idle", "ram_peak", "vram_idle", "vram_peak", "gtt_idle", "gtt_peak", "ram_level_peak"],
+    "energy": ["idle_power", "tok_per_joule"],
     "all": [m.key for m in METRICS],
 }
 
@@ -242,7 +257,7 @@ def _regressions(variants: list[dict[str, Any]], gate: bool) -> list[dict[str, A
 FLAG, FAIL = "⚠", "✖"
 
 
-UNIT_LABEL = {"bytes": "MiB", "%": "%", "s": "s", "ms": "ms", "tok/s": "tok/s"}
+UNIT_LABEL = {"bytes": "MiB", "%": "%", "s": "s", "ms": "ms", "tok/s": "tok/s", "W": "W", "tok/J": "tok/J"}
 
 
 def format_value(metric: Metric | None, value: Any, with_unit: bool = True) -> str:
@@ -254,7 +269,7 @@ def format_value(metric: Metric | None, value: Any, with_unit: bool = True) -> s
         number = f"{value / 1048576:.1f}"
     elif metric.unit == "%":
         number = f"{100.0 * value:.1f}"
-    elif metric.unit == "s":
+    elif metric.unit in ("s", "tok/J"):
         number = f"{value:.3f}"
     else:
         number = f"{value:.2f}"
@@ -361,7 +376,7 @@ def _metric_label(key: str) -> str:
     if key == "status":
         return "Status"
     metric = BY_KEY[key]
-    return metric.label if metric.unit in ("bytes", "%", "s", "ms") else f"{metric.label} ({metric.unit})"
+    return metric.label if metric.unit in ("bytes", "%", "s", "ms", "W") else f"{metric.label} ({metric.unit})"
 
 
 def _limits_text(limits: dict[str, float]) -> str:

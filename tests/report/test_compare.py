@@ -128,3 +128,34 @@ def test_bad_fail_on_is_one_line(quickstart: Path, spec: str, message: str) -> N
     with pytest.raises(LlmopsError) as info:
         command.compare(quickstart, quickstart, fail_on=spec)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_energy_is_compared_where_both_runs_measured_it(pair: tuple[Path, Path],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Idle power per variant and tokens per joule per level; a host without a power source has
+    neither, and then nothing about energy is shown or gated."""
+    before, after = pair
+    assert command.compare(before, after, fail_on="energy=10%", fmt="json") == 0  # no figures: nothing to fail
+    assert "tok_per_joule" not in [r["metric"] for r in json.loads(capsys.readouterr().out)["regressions"]]
+
+    def with_energy(idle_w: float, tok_per_j: float) -> Any:
+        def edit(results: dict[str, Any]) -> None:
+            np4 = cell(results, "llama.cpp-np4")
+            np4["energy"] = {"source": "rapl", "kind": "package", "devices": ["package-0"], "idle_watts": idle_w}
+            for lv in np4["levels"]:
+                lv["energy"] = {"joules": 100.0, "mean_watts": 20.0, "idle_watts": idle_w,
+                                "tokens_per_joule": tok_per_j if lv["concurrency"] == 8 else 1.0}
+        return edit
+    edit_results(before, with_energy(10.0, 2.0))
+    edit_results(after, with_energy(12.0, 1.5))
+    assert command.compare(before, after, fail_on="energy=10%", fmt="json") == 1
+    data = json.loads(capsys.readouterr().out)
+    found = {(r["variant"], r["level"], r["metric"]): r for r in data["regressions"]}
+    assert found[("llama.cpp-np4@localhost", "8", "tok_per_joule")]["worse_pct"] == pytest.approx(25.0)
+    assert found[("llama.cpp-np4@localhost", None, "idle_power")]["worse_pct"] == pytest.approx(20.0)
+    assert not [k for k in found if k[2] == "tok_per_joule" and k[1] != "8"]  # the other levels held
+    assert command.compare(before, after, fail_on="energy=30%") == 0
+    out = capsys.readouterr().out
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("|")]
+    assert ["Idle power", "10.00 W", "12.00 W", "+20.0 % ⚠"] in rows
+    assert "Tokens per joule (tok/J)" in out and "2.000 → 1.500 -25.0 % ⚠" in out
