@@ -18,7 +18,7 @@ import cli_forks  # noqa: E402
 import sshd as sshd_mod  # noqa: E402
 
 # How a plain `pytest` runs the fast tier on every core, its timed tests beside it.
-pytest_plugins = ("fast_tier",)
+pytest_plugins = ("fast_tier", "session_signals")
 
 
 def llmops(*args: str, cwd: Path | None = None, timeout: float = 900, env: dict[str, str] | None = None,

@@ -15,7 +15,6 @@ other than the default, `-n` given explicitly (then the timed tests still run be
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -55,15 +54,6 @@ def pytest_cmdline_main(config: pytest.Config):
     return (yield)
 
 
-def _die_with_parent() -> None:
-    """In the timed process, before it runs: a SIGTERM when the controller dies, however it dies (a
-    SIGKILL skips pytest_unconfigure), so that it never runs on alone."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG (Linux)
-    except (OSError, AttributeError):
-        pass
-
-
 class TimedBeside:
     """The controller's side: starts the process that runs the timed tests, waits for it at the
     end, prints its report and carries its verdict into the run's exit status."""
@@ -85,9 +75,11 @@ class TimedBeside:
             cmd += ["--maxfail", str(option.maxfail)]
         env = {**os.environ, _CHILD: "1"}
         env.pop(_BESIDE, None)
+        from session_signals import die_with_parent  # lazily: pytest registers that module as a plugin
+
         self.proc = subprocess.Popen(cmd, cwd=self.config.invocation_params.dir, env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                     preexec_fn=_die_with_parent)
+                                     preexec_fn=die_with_parent)  # never runs on alone
 
     def wait(self) -> int:
         if self.rc is None and self.proc is not None:

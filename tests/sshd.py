@@ -96,7 +96,11 @@ def start(folder: Path, *, address: str = "127.0.0.1", port: int | None = None, 
     if netns:
         cmd = ["ip", "netns", "exec", netns] + cmd
     log = open(folder / "sshd.log", "ab")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    from session_signals import die_with_parent  # lazily: pytest registers that module as a plugin
+
+    # Gone with the test process even when it is killed outright (no teardown then).
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            preexec_fn=die_with_parent)
     pub = (folder / "host_key.pub").read_text().split()
     known = folder / "known_hosts"
     name = address if port == 22 else f"[{address}]:{port}"  # OpenSSH writes port 22 without brackets

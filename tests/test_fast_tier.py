@@ -96,3 +96,40 @@ def test_a_named_file_runs_in_one_process(tmp_path: Path) -> None:
     where = _where(suite)
     assert len(where) == 3 and len({w["pid"] for w in where.values()}) == 1, where
     assert "tests that judge time" not in proc.stdout
+
+
+def test_sigterm_ends_a_test_process_with_its_teardowns_run(tmp_path: Path) -> None:
+    """tests/session_signals.py: a SIGTERM (kill, timeout, a cancelled CI job) runs every
+    fixture's teardown, as Ctrl-C does, instead of leaving its processes behind."""
+    import signal
+    import time
+
+    (tmp_path / "conftest.py").write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(TESTS)!r})
+        pytest_plugins = ("session_signals",)
+    """))
+    (tmp_path / "test_slow.py").write_text(textwrap.dedent("""
+        import time
+        from pathlib import Path
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def server():
+            Path("up").write_text("")
+            yield
+            Path("torn-down").write_text("")
+
+        def test_waits(server):
+            time.sleep(60)
+    """))
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_slow.py"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # as from a shell that ignores SIGINT: SIGTERM is what comes
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "up").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert (tmp_path / "torn-down").exists(), out
+    assert proc.returncode != 0 and "KeyboardInterrupt" in out, out
